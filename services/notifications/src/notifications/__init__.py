@@ -1,0 +1,1 @@
+"""IntercoTOUR notifications service."""

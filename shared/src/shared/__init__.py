@@ -1,0 +1,1 @@
+"""Shared event platform for the IntercoTOUR services."""

@@ -1,0 +1,1 @@
+"""Local development stack helpers (processes the services need in dev and tests)."""

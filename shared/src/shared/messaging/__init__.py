@@ -1,0 +1,1 @@
+"""Kafka side of the platform: broker factory, outbox relay, inbox, consumer error policy, leases."""

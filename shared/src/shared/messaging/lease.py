@@ -1,0 +1,41 @@
+"""A lease in the ``locks`` collection: exactly one active relay / timer runner per service.
+
+An instance holds the lease while it keeps renewing it; if it dies, the lease
+expires and another instance takes over.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+
+class Lease:
+    def __init__(self, db: AsyncDatabase, name: str, *, ttl_seconds: float, owner: str | None = None):
+        self._locks = db["locks"]
+        self.name = name
+        self.ttl = timedelta(seconds=ttl_seconds)
+        self.owner = owner or uuid.uuid4().hex
+        self.held = False
+
+    async def acquire(self) -> bool:
+        """Take or renew the lease; False while another live owner holds it."""
+        now = datetime.now(UTC)
+        try:
+            await self._locks.find_one_and_update(
+                {"_id": self.name, "$or": [{"owner": self.owner}, {"expires_at": {"$lt": now}}]},
+                {"$set": {"owner": self.owner, "expires_at": now + self.ttl, "renewed_at": now}},
+                upsert=True,
+            )
+            self.held = True
+        except DuplicateKeyError:
+            self.held = False
+        return self.held
+
+    async def release(self) -> None:
+        if self.held:
+            await self._locks.delete_one({"_id": self.name, "owner": self.owner})
+            self.held = False

@@ -1,0 +1,73 @@
+"""Transactional outbox: records written in the caller's transaction, published by the relay.
+
+A record holds everything needed to publish without the event class: topic,
+key, the JSON body and the CloudEvents headers. ``seq`` orders the records of
+one key: it is drawn from a per-key counter inside the same transaction, so
+the business write that serialises a stop also serialises its events.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.contracts.base import CloudEventHeaders, Event
+from shared.mongo import IndexSpec
+
+OUTBOX = "outbox"
+OUTBOX_SEQ = "outbox_seq"
+
+OUTBOX_INDEXES = [
+    IndexSpec(OUTBOX, [("published_at", 1), ("created_at", 1)]),
+    # Published records are kept a week for audit, then dropped by TTL.
+    IndexSpec(OUTBOX, [("published_at_ttl", 1)], {"expireAfterSeconds": 7 * 24 * 3600}),
+]
+
+
+def outbox_record(event: Event, *, source: str, correlation_id: str | None, causation_id: str | None) -> dict[str, Any]:
+    ce = CloudEventHeaders(
+        type=event.TYPE,
+        source=source,
+        subject=event.subject(),
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+    )
+    if correlation_id is None:
+        ce = CloudEventHeaders(type=ce.type, source=source, id=ce.id, time=ce.time, subject=ce.subject, correlation_id=ce.id)
+    return {
+        "_id": ce.id,
+        "topic": event.TOPIC,
+        "key": event.key(),
+        "type": event.TYPE,
+        "payload": event.to_json(),
+        "headers": [[name, value] for name, value in ce.to_kafka()],
+        "created_at": ce.time,
+        "published_at": None,
+    }
+
+
+async def write_outbox(db: AsyncDatabase, session: AsyncClientSession, records: list[dict[str, Any]]) -> None:
+    """Insert records in the caller's transaction, numbering them per key."""
+    if not records:
+        return
+    per_key = Counter(r["key"] for r in records)
+    next_seq: dict[str, int] = {}
+    for key, count in per_key.items():
+        counter = await db[OUTBOX_SEQ].find_one_and_update(
+            {"_id": key}, {"$inc": {"seq": count}}, upsert=True, session=session, return_document=ReturnDocument.AFTER
+        )
+        next_seq[key] = counter["seq"] - count + 1
+    for record in records:
+        record["seq"] = next_seq[record["key"]]
+        next_seq[record["key"]] += 1
+    await db[OUTBOX].insert_many(records, session=session, ordered=True)
+
+
+def mark_published_update() -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {"$set": {"published_at": now, "published_at_ttl": now}}
