@@ -53,10 +53,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email import policy
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import getaddresses
-from functools import cached_property
+from email.policy import EmailPolicy
+from email.utils import getaddresses, parsedate_to_datetime
+from functools import cached_property, lru_cache
 from typing import Any
 
 import uvicorn
@@ -77,8 +80,27 @@ Address = dict[str, str]
 # --------------------------------------------------------------------------- parsing
 
 
+@lru_cache(maxsize=4096)
+def _parsed_header(name: str, value: str) -> Any:
+    return policy.default.header_fetch_parse(name, value)
+
+
+class _HeaderCachingPolicy(EmailPolicy):
+    """policy.default, except that a header is parsed once rather than on every access.
+
+    Walking a MIME tree re-reads each part's Content-Type many times, and the
+    structured parse dominates the cost. Parsed headers are immutable, so sharing is safe.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        return _parsed_header(name, value)
+
+
+_POLICY = _HeaderCachingPolicy()
+
+
 def _parse(raw: bytes, *, headers_only: bool = False) -> EmailMessage:
-    message = BytesParser(policy=policy.default).parsebytes(raw, headersonly=headers_only)
+    message = BytesParser(policy=_POLICY).parsebytes(raw, headersonly=headers_only)
     assert isinstance(message, EmailMessage)
     return message
 
@@ -89,26 +111,59 @@ def _clean(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _addresses(message: EmailMessage, header: str) -> list[Address]:
-    values = [str(value) for value in message.get_all(header, [])]
-    return [
-        {"Name": _clean(name), "Address": _clean(address)}
-        for name, address in getaddresses(values)
-        if address
-    ]
+_FOLD = re.compile(r"[ \t]*\r?\n[ \t]*")
 
 
-def _bcc(message: EmailMessage, envelope_to: Sequence[str], to: list[Address],
-         cc: list[Address]) -> list[Address]:
-    """Bcc header plus envelope recipients the headers do not name, as Mailpit reports them."""
-    bcc = _addresses(message, "Bcc")
-    named = {entry["Address"].lower() for entry in [*to, *cc, *bcc]}
-    hidden = [{"Name": "", "Address": rcpt} for rcpt in envelope_to if rcpt.lower() not in named]
-    return bcc + hidden
+def _unfold(value: str) -> str:
+    return _clean(_FOLD.sub(" ", value).strip())
 
 
-def _header_text(message: EmailMessage, header: str) -> str:
-    return _clean(str(message.get(header, "")))
+def _decode_words(value: str) -> str:
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except (HeaderParseError, LookupError, UnicodeError):
+        return value
+
+
+class _RawHeaders:
+    """A message's own header values, decoded by hand.
+
+    policy.default's structured parse of an address header costs about 0.1 ms,
+    which would dominate listing or searching thousands of messages.
+    """
+
+    def __init__(self, message: EmailMessage) -> None:
+        self._values: dict[str, list[str]] = {}
+        for name, value in message.raw_items():
+            self._values.setdefault(name.strip().lower(), []).append(_unfold(value))
+
+    def __contains__(self, name: str) -> bool:
+        return name.lower() in self._values
+
+    def text(self, name: str) -> str:
+        values = self._values.get(name.lower())
+        return _decode_words(values[0]) if values else ""
+
+    def addresses(self, name: str) -> list[Address]:
+        return [
+            {"Name": _decode_words(display_name), "Address": address}
+            for display_name, address in getaddresses(self._values.get(name.lower(), []))
+            if address
+        ]
+
+
+def _canonical_header_name(name: str) -> str:
+    """Go's textproto canonical form, which Mailpit's headers endpoint returns."""
+    return "-".join(word[:1].upper() + word[1:].lower() for word in name.strip().split("-"))
+
+
+def _all_headers(message: EmailMessage) -> dict[str, list[str]]:
+    collected: dict[str, list[str]] = {}
+    for name, value in message.raw_items():
+        collected.setdefault(_canonical_header_name(name), []).append(_unfold(value))
+    return dict(sorted(collected.items()))
 
 
 def _text_of(part: EmailMessage) -> str:
@@ -128,36 +183,27 @@ _INVISIBLE_HTML = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re
 _HTML_TAG = re.compile(r"<[^>]*>")
 
 
-def _html_to_text(markup: str) -> str:
-    return html.unescape(_HTML_TAG.sub(" ", _INVISIBLE_HTML.sub(" ", markup)))
-
-
-def _snippet(plain: str) -> str:
-    return " ".join(plain.split())[:SNIPPET_LENGTH]
+def _readable_text(message: EmailMessage) -> str:
+    """The text/plain body, else the text/html body stripped of markup."""
+    plain = _body(message, "plain")
+    if plain:
+        return plain
+    markup = _INVISIBLE_HTML.sub(" ", _body(message, "html"))
+    return html.unescape(_HTML_TAG.sub(" ", markup))
 
 
 def _rfc3339(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _date(message: EmailMessage, fallback: datetime) -> str:
-    header = message.get("Date")
-    sent = getattr(header, "datetime", None) or fallback
+def _sent_at(headers: _RawHeaders, fallback: datetime) -> str:
+    try:
+        sent = parsedate_to_datetime(headers.text("Date"))
+    except (TypeError, ValueError):
+        sent = fallback
     if sent.tzinfo is None:  # "-0000" dates parse naive; RFC 3339 needs an offset
         sent = sent.replace(tzinfo=timezone.utc)
     return sent.isoformat()
-
-
-def _canonical_header_name(name: str) -> str:
-    """Go's textproto canonical form, which Mailpit's headers endpoint returns."""
-    return "-".join(word[:1].upper() + word[1:].lower() for word in name.strip().split("-"))
-
-
-_FOLD = re.compile(r"[ \t]*\r?\n[ \t]*")
-
-
-def _unfold(value: str) -> str:
-    return _clean(_FOLD.sub(" ", value).strip())
 
 
 @dataclass(frozen=True)
@@ -189,12 +235,6 @@ def _leaves(part: EmailMessage, part_id: str = "") -> Iterator[tuple[str, EmailM
         yield from _leaves(child, f"{part_id}.{index}" if part_id else str(index))
 
 
-def _content_bytes(part: EmailMessage) -> bytes:
-    if part.get_content_maintype() == "message":  # a forwarded message/rfc822 is not "decodable"
-        return part.get_payload(0).as_bytes()
-    return part.get_payload(decode=True) or b""
-
-
 def _file_leaves(message: EmailMessage) -> Iterator[tuple[str, EmailMessage]]:
     """Leaves that are files: they carry a filename or are explicitly attachments."""
     for part_id, part in _leaves(message):
@@ -206,13 +246,19 @@ def _is_inline(part: EmailMessage) -> bool:
     return part.get_content_disposition() == "inline"
 
 
+def _content_bytes(part: EmailMessage) -> bytes:
+    if part.get_content_maintype() == "message":  # a forwarded message/rfc822 is not "decodable"
+        return part.get_payload(0).as_bytes()
+    return part.get_payload(decode=True) or b""
+
+
 def _file_parts(message: EmailMessage) -> list[MessagePart]:
     return [
         MessagePart(
             part_id=part_id,
             file_name=_clean(part.get_filename() or ""),
             content_type=part.get_content_type(),
-            content_id=_header_text(part, "Content-ID").strip("<>"),
+            content_id=_RawHeaders(part).text("Content-ID").strip("<>"),
             inline=_is_inline(part),
             content=_content_bytes(part),
         )
@@ -224,16 +270,18 @@ def _file_parts(message: EmailMessage) -> list[MessagePart]:
 
 
 @dataclass(frozen=True)
-class _Digest:
-    """What listing and searching need, extracted once so the parsed tree can be dropped."""
+class _ContentDigest:
+    """What listing and searching need from the body, kept so the parsed tree can be dropped."""
 
-    summary: dict[str, Any]
-    search_fields: dict[str, str]
+    snippet: str
+    attachments: int
+    searchable_text: str
 
 
 @dataclass(eq=False)
 class CapturedMessage:
-    """One accepted SMTP transaction. Parsing is deferred to the first API read."""
+    """One accepted SMTP transaction. Parsing waits for the first API read, and then
+    reads the headers alone when that is enough (a ``to:`` search over every message)."""
 
     id: str
     created: datetime
@@ -248,34 +296,28 @@ class CapturedMessage:
     def email(self) -> EmailMessage:
         return _parse(self.raw)
 
-    @property
-    def summary(self) -> dict[str, Any]:
-        return self._digest.summary
-
-    @property
-    def search_fields(self) -> dict[str, str]:
-        return self._digest.search_fields
-
     @cached_property
-    def _digest(self) -> _Digest:
-        message = self.email()
-        plain = _body(message, "plain") or _html_to_text(_body(message, "html"))
-        common = self._addressing(message)
-        summary = {
-            **common,
+    def summary(self) -> dict[str, Any]:
+        return {
+            **self._addressing,
             "Created": _rfc3339(self.created),
             "Size": len(self.raw),
-            "Snippet": _snippet(plain),
-            "Attachments": sum(1 for _, part in _file_leaves(message) if not _is_inline(part)),
+            "Snippet": self._content.snippet,
+            "Attachments": self._content.attachments,
         }
-        return _Digest(summary, _search_fields(common, plain))
+
+    def searchable(self, field: str) -> str:
+        """Lowercased text for a search field: "to", "from", "subject", or "" (subject and body)."""
+        if field == "":
+            return self._content.searchable_text
+        return self._searchable_headers[field]
 
     def detail(self) -> dict[str, Any]:
         message = self.email()
         files = _file_parts(message)
         return {
-            **self._addressing(message),
-            "Date": _date(message, self.created),
+            **self._addressing,
+            "Date": _sent_at(_RawHeaders(message), self.created),
             "Text": _body(message, "plain"),
             "HTML": _body(message, "html"),
             "Size": len(self.raw),
@@ -284,34 +326,55 @@ class CapturedMessage:
         }
 
     def headers(self) -> dict[str, list[str]]:
-        collected: dict[str, list[str]] = {}
-        for name, value in _parse(self.raw, headers_only=True).raw_items():
-            collected.setdefault(_canonical_header_name(name), []).append(_unfold(value))
-        return dict(sorted(collected.items()))
+        return _all_headers(_parse(self.raw, headers_only=True))
 
     def part(self, part_id: str) -> MessagePart | None:
         return next((part for part in _file_parts(self.email()) if part.part_id == part_id), None)
 
-    def _addressing(self, message: EmailMessage) -> dict[str, Any]:
-        senders = _addresses(message, "From")
+    @cached_property
+    def _addressing(self) -> dict[str, Any]:
+        headers = _RawHeaders(_parse(self.raw, headers_only=True))
+        senders = headers.addresses("From")
         if not senders and self.envelope_from and self.envelope_from != "<>":
             senders = [{"Name": "", "Address": self.envelope_from}]
-        to = _addresses(message, "To")
-        cc = _addresses(message, "Cc")
-        if "To" in message:
-            bcc = _bcc(message, self.envelope_to, to, cc)
-        else:
-            to, bcc = [{"Name": "", "Address": rcpt} for rcpt in self.envelope_to], _addresses(message, "Bcc")
+        to, cc, bcc = headers.addresses("To"), headers.addresses("Cc"), headers.addresses("Bcc")
+        if "To" not in headers:
+            to = [{"Name": "", "Address": rcpt} for rcpt in self.envelope_to]
+        else:  # like Mailpit, report envelope recipients the headers hide as Bcc
+            named = {entry["Address"].lower() for entry in [*to, *cc, *bcc]}
+            bcc += [{"Name": "", "Address": rcpt} for rcpt in self.envelope_to if rcpt.lower() not in named]
         return {
             "ID": self.id,
-            "MessageID": _header_text(message, "Message-ID").strip().strip("<>"),
+            "MessageID": headers.text("Message-ID").strip("<>"),
             "From": senders[0] if senders else None,
             "To": to,
             "Cc": cc,
             "Bcc": bcc,
-            "ReplyTo": _addresses(message, "Reply-To"),
-            "Subject": _header_text(message, "Subject"),
+            "ReplyTo": headers.addresses("Reply-To"),
+            "Subject": headers.text("Subject"),
         }
+
+    @cached_property
+    def _searchable_headers(self) -> dict[str, str]:
+        def people(entries: list[Address]) -> str:
+            return " ".join(f"{entry['Name']} <{entry['Address']}>" for entry in entries).lower()
+
+        sender = self._addressing["From"]
+        return {
+            "to": people(self._addressing["To"]),
+            "from": people([sender] if sender else []),
+            "subject": self._addressing["Subject"].lower(),
+        }
+
+    @cached_property
+    def _content(self) -> _ContentDigest:
+        message = self.email()
+        text = _readable_text(message)
+        return _ContentDigest(
+            snippet=" ".join(text.split())[:SNIPPET_LENGTH],
+            attachments=sum(1 for _, part in _file_leaves(message) if not _is_inline(part)),
+            searchable_text=f"{self._addressing['Subject']}\n{text}".lower(),
+        )
 
 
 class MessageStore:
@@ -353,30 +416,17 @@ class MessageStore:
 
 # --------------------------------------------------------------------------- search
 
-_SEARCHABLE = ("to", "from", "subject")
+_SEARCHABLE_HEADERS = ("to", "from", "subject")
 _TERM = re.compile(r'(?:(?P<field>[A-Za-z]+):)?(?:"(?P<quoted>[^"]*)"|(?P<bare>\S+))')
 
 
-def _search_fields(common: dict[str, Any], body: str) -> dict[str, str]:
-    def people(entries: list[Address]) -> str:
-        return " ".join(f"{entry['Name']} <{entry['Address']}>" for entry in entries)
-
-    subject = common["Subject"]
-    return {
-        "to": people(common["To"]).lower(),
-        "from": people([common["From"]] if common["From"] else []).lower(),
-        "subject": subject.lower(),
-        "": f"{subject}\n{body}".lower(),
-    }
-
-
 def parse_query(query: str) -> list[tuple[str, str]]:
-    """Mailpit-style terms as (field, lowercased needle); field "" means subject or text."""
+    """Mailpit-style terms as (field, lowercased needle); field "" means subject or body."""
     terms = []
     for match in _TERM.finditer(query):
         field = (match["field"] or "").lower()
         needle = (match["quoted"] if match["quoted"] is not None else match["bare"]).lower()
-        if field and field not in _SEARCHABLE:  # e.g. "http://x" is a word, not a field
+        if field and field not in _SEARCHABLE_HEADERS:  # e.g. "http://x" is a word, not a field
             field, needle = "", f"{field}:{needle}"
         if needle:
             terms.append((field, needle))
@@ -384,8 +434,9 @@ def parse_query(query: str) -> list[tuple[str, str]]:
 
 
 def matches(message: CapturedMessage, terms: list[tuple[str, str]]) -> bool:
-    fields = message.search_fields
-    return all(needle in fields[field] for field, needle in terms)
+    """All terms match. Header terms are checked first: they avoid parsing the body."""
+    ordered = sorted(terms, key=lambda term: term[0] == "")
+    return all(needle in message.searchable(field) for field, needle in ordered)
 
 
 # --------------------------------------------------------------------------- SMTP
@@ -438,13 +489,17 @@ def _page(store: MessageStore, matching: list[CapturedMessage], start: int, limi
 
 
 async def _ids_to_delete(request: Request) -> list[str]:
+    """The IDs of a Mailpit ``{"IDs": [...]}`` body; empty (meaning "all") without a body."""
     body = await request.body()
     if not body.strip():
         return []
     try:
-        ids = json.loads(body).get("IDs") or []
-    except (ValueError, AttributeError):
-        raise HTTPException(400, 'Expected a JSON body like {"IDs": ["..."]}') from None
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    ids = payload.get("IDs", []) if isinstance(payload, dict) else None
+    if not isinstance(ids, list):
+        raise HTTPException(400, 'Expected a JSON body like {"IDs": ["..."]}')
     return [str(message_id) for message_id in ids]
 
 
