@@ -61,14 +61,14 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        if is_unavailable(exc):
-            log.warning("http.db_unavailable", error=repr(exc))
-            return error_response(503, "unavailable", "the database is unavailable; retry shortly",
-                                  headers={"Retry-After": "2"})
-        log.exception("http.unhandled", error=repr(exc))
-        return error_response(500, "internal_error", "unexpected error; it has been logged")
+
+def unexpected_error_response(exc: Exception) -> JSONResponse:
+    """What escapes every handler: an outage is a 503 to retry, anything else a 500 without internals."""
+    if is_unavailable(exc):
+        log.warning("http.db_unavailable", error=repr(exc))
+        return error_response(503, "unavailable", "the database is unavailable; retry shortly", headers={"Retry-After": "2"})
+    log.exception("http.unhandled", error=repr(exc))
+    return error_response(500, "internal_error", "unexpected error; it has been logged")
 
 
 def install_request_context(app: FastAPI, max_body_bytes: int) -> None:
@@ -82,7 +82,10 @@ def install_request_context(app: FastAPI, max_body_bytes: int) -> None:
         if length and length.isdigit() and int(length) > max_body_bytes:
             return error_response(413, "payload_too_large", f"request body over {max_body_bytes} bytes")
         started = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:
+            response = unexpected_error_response(exc)
         response.headers["X-Request-ID"] = request_id
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         log.info("http.request", method=request.method, path=request.url.path, status=response.status_code,

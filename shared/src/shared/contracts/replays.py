@@ -77,6 +77,13 @@ class ReplayScheduledV1(_ReplayEvent):
     publish_at: datetime
 
 
+class ReplayUnscheduledV1(_ReplayEvent):
+    """Back to draft before its time: by hand (no reasons) or because the rules failed when the timer fired."""
+
+    TYPE: ClassVar[str] = "replays.replay.unscheduled.v1"
+    reasons: list[str] = Field(default_factory=list)
+
+
 class ReplayPublishedV1(_ReplayEvent):
     TYPE: ClassVar[str] = "replays.replay.published.v1"
     batch_id: str
@@ -100,6 +107,6 @@ class ReplayChaptersUpdatedV1(_ReplayEvent):
 
 
 EVENTS = (
-    ReplayCreatedV1, ReplayReadyV1, ReplayFailedV1, ReplayScheduledV1, ReplayPublishedV1,
+    ReplayCreatedV1, ReplayReadyV1, ReplayFailedV1, ReplayScheduledV1, ReplayUnscheduledV1, ReplayPublishedV1,
     ReplayRepublishedV1, ReplayUnpublishedV1, ReplayChaptersUpdatedV1,
 )

@@ -17,7 +17,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.logging import get_logger
 from shared.messaging.lease import Lease
-from shared.messaging.outbox import OUTBOX, mark_published_update
+from pymongo import DeleteOne
+
+from shared.messaging.outbox import OUTBOX
 from shared.mongo import is_unavailable
 
 log = get_logger(__name__)
@@ -85,7 +87,7 @@ class OutboxRelay:
 
     async def publish_batch(self) -> int:
         """Publish one batch of unpublished records; returns how many were published."""
-        records = await self._outbox.find({"published_at": None}).sort([("created_at", 1), ("seq", 1)]).limit(self._batch).to_list()
+        records = await self._outbox.find({}).sort([("created_at", 1), ("seq", 1)]).limit(self._batch).to_list()
         if not records:
             return 0
         # Within a key, seq is the commit order; across keys order does not matter.
@@ -109,7 +111,7 @@ class OutboxRelay:
                 failure = exc
                 break
         if sent:
-            await self._outbox.update_many({"_id": {"$in": sent}}, mark_published_update())
+            await self._outbox.bulk_write([DeleteOne({"_id": record_id}) for record_id in sent], ordered=False)
             self.published_total += len(sent)
         if failure is not None:
             raise failure
