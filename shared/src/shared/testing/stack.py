@@ -11,8 +11,16 @@ import pytest
 from shared.localstack.stack import LocalStack, StackPorts
 
 
+# Windows shortened so tests see digests and batches close in seconds, not minutes.
+TEST_ENV = {
+    "notifications": {"DIGEST_WINDOW_SECONDS": "2"},
+    "replays": {"BATCH_WINDOW_SECONDS": "2"},
+}
+
+
 def start_stack(seed: bool = True) -> LocalStack:
-    return LocalStack(Path(tempfile.mkdtemp(prefix="intercotour-stack-")), StackPorts.free()).start(seed=seed)
+    stack = LocalStack(Path(tempfile.mkdtemp(prefix="intercotour-stack-")), StackPorts.free(), extra_env=TEST_ENV)
+    return stack.start(seed=seed)
 
 
 @pytest.fixture(scope="session")
