@@ -8,13 +8,12 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
 from shared.config import BaseServiceSettings
 from shared.contracts.topics import ALL_TOPICS
 from shared.logging import get_logger
-from shared.messaging.broker import ensure_topics, make_broker, make_producer
+from shared.messaging.broker import Producer, ensure_topics, make_broker
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.deadletters import DEAD_LETTER_INDEXES, DeadLetters
 from shared.messaging.lease import Lease
@@ -33,7 +32,7 @@ class ServiceRuntime:
         self.client = make_client(settings.mongo_url, app_name=settings.service_name)
         self.db = self.client[settings.mongo_db]
         self.broker: KafkaBroker = make_broker(settings)
-        self.producer: AIOKafkaProducer = make_producer(settings)
+        self.producer = Producer(settings)
         self.relay = OutboxRelay(
             self.db,
             self.producer,

@@ -42,6 +42,37 @@ def make_producer(settings: BaseServiceSettings, **options) -> AIOKafkaProducer:
     )
 
 
+class Producer:
+    """The relay's producer, created at start: aiokafka needs a running event loop to build
+    one, and a service's app (with its runtime) is built before uvicorn starts the loop."""
+
+    def __init__(self, settings: BaseServiceSettings, **options):
+        self._settings = settings
+        self._options = options
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        if self._producer is None:
+            self._producer = make_producer(self._settings, **self._options)
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    def _started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("producer not started")
+        return self._producer
+
+    async def send(self, *args, **kwargs):
+        return await self._started().send(*args, **kwargs)
+
+    async def send_and_wait(self, *args, **kwargs):
+        return await self._started().send_and_wait(*args, **kwargs)
+
+
 async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int, replication: int = 1) -> None:
     """Create topics that do not exist yet (idempotent)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)

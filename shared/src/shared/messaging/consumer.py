@@ -71,6 +71,11 @@ class EventConsumer:
         self._extra_topics.update(topics)
 
     @property
+    def event_types(self) -> list[str]:
+        """The event types this consumer handles (anything else is logged and acknowledged)."""
+        return sorted(self._routes)
+
+    @property
     def topics(self) -> list[str]:
         return sorted({route.model.TOPIC for route in self._routes.values()} | self._extra_topics)
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.contracts.topics import dlq
@@ -33,7 +32,7 @@ class RawRecord:
 
 
 class DeadLetters:
-    def __init__(self, db: AsyncDatabase, producer: AIOKafkaProducer | None, service: str):
+    def __init__(self, db: AsyncDatabase, producer: Any, service: str):
         self._collection = db[DEAD_LETTERS]
         self._producer = producer
         self.service = service

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.logging import get_logger
@@ -29,7 +28,7 @@ class OutboxRelay:
     def __init__(
         self,
         db: AsyncDatabase,
-        producer: AIOKafkaProducer,
+        producer: Any,
         lease: Lease,
         *,
         poll_seconds: float = 1.0,
