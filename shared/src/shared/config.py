@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_LINK_SECRET = "local-only-link-secret-change-me"
+MIN_SECRET_LENGTH = 16
 
 
 class BaseServiceSettings(BaseSettings):
@@ -51,8 +52,9 @@ class BaseServiceSettings(BaseSettings):
     def _production_needs_real_secrets(self) -> "BaseServiceSettings":
         if not self.mongo_db:
             self.mongo_db = self.service_name
-        if self.mode == "production" and self.link_secret.get_secret_value() == DEFAULT_LINK_SECRET:
-            raise ValueError("link_secret must be configured outside local mode")
+        secret = self.link_secret.get_secret_value()
+        if self.mode == "production" and (secret == DEFAULT_LINK_SECRET or len(secret) < MIN_SECRET_LENGTH):
+            raise ValueError(f"link_secret must be configured outside local mode ({MIN_SECRET_LENGTH}+ characters)")
         return self
 
 
