@@ -44,6 +44,11 @@ class BaseServiceSettings(BaseSettings):
     link_secret: SecretStr = SecretStr(DEFAULT_LINK_SECRET)
 
     relay_poll_seconds: float = Field(default=1.0, gt=0)
+    # A change stream wakes the relay on other instances' commits; on SecantusDB it
+    # costs 2-3x sign-up throughput (measured), so it is opt-in; the poll covers it.
+    relay_watch: bool = False
+    # After a wake, wait this long so one batch carries the commits of a burst.
+    relay_linger_seconds: float = Field(default=0.005, ge=0)
     timer_poll_seconds: float = Field(default=1.0, gt=0)
     lease_seconds: float = Field(default=10.0, gt=0)
     consumer_retries: int = Field(default=3, ge=0)

@@ -38,6 +38,8 @@ class ServiceRuntime:
             self.producer,
             Lease(self.db, f"{settings.service_name}.relay", ttl_seconds=settings.lease_seconds),
             poll_seconds=settings.relay_poll_seconds,
+            watch=settings.relay_watch,
+            linger_seconds=settings.relay_linger_seconds,
         )
         self.timer_handlers: dict[str, TimerHandler] = {}
         self.uow = UnitOfWork(

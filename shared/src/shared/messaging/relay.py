@@ -34,6 +34,7 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         batch_size: int = 500,
         watch: bool = True,
+        linger_seconds: float = 0.0,
     ):
         self._outbox = db[OUTBOX]
         self._producer = producer
@@ -41,6 +42,7 @@ class OutboxRelay:
         self._poll = poll_seconds
         self._batch = batch_size
         self._watch = watch
+        self._linger = linger_seconds
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self.published_total = 0
@@ -82,6 +84,8 @@ class OutboxRelay:
     async def _sleep(self) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+            if self._linger:
+                await asyncio.sleep(self._linger)
         self._wake.clear()
 
     async def publish_batch(self) -> int:
