@@ -78,7 +78,7 @@ class Circuit:
         async with self.client("registration") as registration:
             async def known():
                 response = await registration.get(f"/stops/{stop_id}/availability")
-                return response.status_code == 200 and response.json()
+                return response.status_code == 200 and response.json()["status"] == "registration_open"
 
             await eventually(known, timeout=60, interval=0.3)
 

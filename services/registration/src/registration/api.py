@@ -110,7 +110,7 @@ def host_router(desk: HostDesk, verifier: JwtVerifier) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["hosts"])
 
     @router.get("/stops/{stop_id}/availability")
-    async def availability(stop_id: str) -> dict[str, int]:
+    async def availability(stop_id: str) -> dict[str, Any]:
         return await desk.availability(stop_id)
 
     @router.get("/stops/{stop_id}/registrations")

@@ -31,11 +31,11 @@ class HostDesk:
         self.places = places
         self.clock = clock
 
-    async def availability(self, stop_id: str) -> dict[str, int]:
+    async def availability(self, stop_id: str) -> dict[str, Any]:
         stop = StopView.from_doc(await _stop(Repo(self.uow.db), stop_id))
         occ = stop.occupancy
         return {"capacity": occ.capacity, "confirmed": occ.confirmed, "offered": occ.offered,
-                "waitlisted": occ.waitlisted, "available": occ.available}
+                "waitlisted": occ.waitlisted, "available": occ.available, "status": stop.status}
 
     async def roster(self, principal: Principal, stop_id: str) -> list[dict[str, Any]]:
         """Every registration of the stop (any status), oldest first, waitlist positions computed."""
