@@ -54,6 +54,8 @@ async def test_database_outage_answers_503_then_recovers(persistent_infra):
     app, runtime = app_for(persistent_infra)
     async with running_app(app) as client:
         assert (await client.get("/ready")).status_code == 200
+        spec = (await client.get("/asyncapi.json")).json()
+        assert spec["asyncapi"].startswith("3.") and spec["info"]["title"] == "svc"
         assert (await client.post("/notes/s1")).status_code == 201
 
         persistent_infra.mongo.stop()  # SIGTERM; see docs/reliability.md for kill -9 of the local database
