@@ -17,7 +17,7 @@ from shared.contracts.venues import EVENTS, StopCancelledV1
 from venues.accounts import Passwords
 from venues.config import Settings
 from venues.handlers import SYSTEM, VenuesService
-from venues.ics import stop_calendar
+from shared.calendar import stop_calendar
 from venues.memory import MemoryRepository, MemoryState, MemoryUnitOfWork
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "schemas"

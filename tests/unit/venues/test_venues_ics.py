@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from icalendar import Calendar
 
 from shared.contracts.venues import StopSnapshot, Venue
-from venues.ics import calendar_of, stop_calendar
+from shared.calendar import calendar_of, stop_calendar
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -63,3 +63,10 @@ def test_a_season_feed_holds_one_event_per_stop():
     assert [str(e["UID"]) for e in events] == ["stop-abc@intercotour", "stop-def@intercotour"]
     assert events[1]["STATUS"] == "TENTATIVE"
     assert calendar["X-WR-CALNAME"] == "IntercoTOUR 2031"
+
+
+def test_the_cancel_method_marks_the_event_cancelled_even_for_a_live_stop():
+    """Notifications sends METHOD:CANCEL to an attendee whose own registration ended."""
+    calendar, event = only_event(stop_calendar(snapshot(status="registration_open"), method="CANCEL"))
+    assert str(calendar["METHOD"]) == "CANCEL"
+    assert str(event["STATUS"]) == "CANCELLED"

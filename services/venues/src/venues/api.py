@@ -18,13 +18,15 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, 
 
 from shared.auth import JwtVerifier, Principal
 from shared.contracts.venues import SessionKind, StopStatus, TerritoryKind
+from shared.errors import Unauthorized
 from shared.ratelimit import Limit, RateLimiter, client_key
 
 from venues import domain
 from venues.accounts import normalise_email
 from venues.domain import Session, Stop, Territory
 from venues.handlers import VenuesService
-from venues.ics import calendar_of, stop_calendar
+from shared.calendar import calendar_of, stop_calendar
+from venues.lockout import LoginLockout
 
 
 def Text(max_length: int, min_length: int = 0) -> Any:  # noqa: N802 - reads as a type
@@ -236,7 +238,8 @@ class LoginLimits:
         await self.limiter.hit(self.per_account, hashlib.sha256(normalise_email(email).encode()).hexdigest()[:24])
 
 
-def router(service: VenuesService, verifier: JwtVerifier, login_limits: LoginLimits) -> APIRouter:
+def router(service: VenuesService, verifier: JwtVerifier, login_limits: LoginLimits,
+           lockout: LoginLockout | None = None) -> APIRouter:
     api = APIRouter(prefix="/api/v1", tags=["venues"])
 
     def who(request: Request) -> Principal:
@@ -245,7 +248,16 @@ def router(service: VenuesService, verifier: JwtVerifier, login_limits: LoginLim
     @api.post("/auth/login", tags=["auth"])
     async def login(body: LoginIn, request: Request) -> dict[str, Any]:
         await login_limits.check(request, body.email)
-        return await service.login(body.email, body.password)
+        if lockout is None:
+            return await service.login(body.email, body.password)
+        await lockout.check(body.email)
+        try:
+            answer = await service.login(body.email, body.password)
+        except Unauthorized:
+            await lockout.failed(body.email)
+            raise
+        await lockout.succeeded(body.email)
+        return answer
 
     @api.post("/territories", status_code=201)
     async def create_territory(body: TerritoryIn, request: Request) -> dict[str, Any]:

@@ -29,6 +29,9 @@ class Settings(BaseServiceSettings):
     login_attempts_per_account: int = Field(default=20, ge=1)
     login_attempts_per_client: int = Field(default=100, ge=1)
     rate_limits_enabled: bool = True
+    # After this many consecutive failed logins an account is locked for base * 2**n seconds (n = failures beyond).
+    login_lockout_after: int = Field(default=5, ge=1)
+    login_lockout_base_seconds: float = Field(default=2.0, gt=0)
 
     # The staff account ensured at startup. Local mode defaults to the documented demo account.
     admin_email: str | None = None

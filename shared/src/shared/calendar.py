@@ -1,5 +1,6 @@
-"""iCalendar for stops — pure functions of the event snapshot, so another service
-(notifications) can build the very same calendar from a StopSnapshot.
+"""iCalendar for stops — pure functions of the event snapshot: venues serves them
+(GET /stops/{id}.ics, the season feed) and notifications attaches the very same
+calendar to its emails, so a calendar app updates one entry instead of adding another.
 
 UID is stable per stop; SEQUENCE is the snapshot's (it grows on every date/place
 change and on cancellation), times are Europe/Paris with a VTIMEZONE.
@@ -16,7 +17,7 @@ from icalendar import Calendar, Event, vGeo
 
 from shared.contracts.venues import StopSnapshot
 
-PRODID = "-//IntercoTOUR//venues//FR"
+PRODID = "-//IntercoTOUR//circuit//FR"
 Method = Literal["PUBLISH", "REQUEST", "CANCEL"]
 
 _STATUS = {
@@ -28,7 +29,7 @@ def stop_uid(stop_id: str) -> str:
     return f"stop-{stop_id}@intercotour"
 
 
-def stop_event(snapshot: StopSnapshot, *, dtstamp: datetime | None = None) -> Event:
+def stop_event(snapshot: StopSnapshot, *, dtstamp: datetime | None = None, cancelled: bool = False) -> Event:
     tz = ZoneInfo(snapshot.timezone)
     event = Event()
     event.add("uid", stop_uid(snapshot.stop_id))
@@ -41,7 +42,7 @@ def stop_event(snapshot: StopSnapshot, *, dtstamp: datetime | None = None) -> Ev
     event.add("location", ", ".join(p for p in (snapshot.venue.name, snapshot.venue.address, snapshot.city) if p))
     if snapshot.venue.lat is not None and snapshot.venue.lon is not None:
         event.add("geo", vGeo((snapshot.venue.lat, snapshot.venue.lon)))
-    event.add("status", _STATUS.get(snapshot.status, "CONFIRMED"))
+    event.add("status", "CANCELLED" if cancelled else _STATUS.get(snapshot.status, "CONFIRMED"))
     return event
 
 
@@ -67,7 +68,7 @@ def calendar_of(snapshots: Iterable[StopSnapshot], *, method: Method = "PUBLISH"
     stamp = dtstamp or datetime.now(UTC)
     years = set()
     for snapshot in snapshots:
-        calendar.add_component(stop_event(snapshot, dtstamp=stamp))
+        calendar.add_component(stop_event(snapshot, dtstamp=stamp, cancelled=method == "CANCEL"))
         years.add(snapshot.date.year)
     if years:
         # Transitions of the years the stops fall in only: a short VTIMEZONE, not 1970–2038.
