@@ -35,7 +35,7 @@ def test_consumes_every_notifying_event_and_never_a_republication():
     settings = Settings()
     handlers = EventHandlers(settings)
     register_consumers(runtime, handlers, FanOut(settings, handlers))
-    routed = set(runtime.consumer._routes)
+    routed = set(runtime.consumer.event_types)
     assert replays.ReplayPublishedV1.TYPE in routed and replays.ReplayRepublishedV1.TYPE not in routed
     assert {e.TYPE for e in venues.STOP_EVENTS} <= routed
     assert {e.TYPE for e in registration.EVENTS if e.TYPE.startswith("registration.registration")} <= routed

@@ -62,18 +62,18 @@ async def test_fanout_and_sending_resume_after_crashes_without_duplicates(setup,
     await repo.save_job(db, job, None)
 
     fanout = FanOut(settings, EventHandlers(settings))
-    real_page, calls = repo.followers_page, {"n": 0}
+    real_insert, calls = repo.insert_batch, {"n": 0}
 
-    async def crash_on_second_page(*args, **kwargs):
+    async def crash_on_third_batch(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == 3:  # the attendees' batch and the first followers' batch are written
             raise RuntimeError("process killed mid fan-out")
-        return await real_page(*args, **kwargs)
+        return await real_insert(*args, **kwargs)
 
-    monkeypatch.setattr(repo, "followers_page", crash_on_second_page)
+    monkeypatch.setattr(repo, "insert_batch", crash_on_third_batch)
     with pytest.raises(RuntimeError):
         await fanout.run_job(db, job)
-    monkeypatch.setattr(repo, "followers_page", real_page)
+    monkeypatch.setattr(repo, "insert_batch", real_insert)
     await fanout.run_job(db, await repo.load_job(db, "replay:b1:1"))  # a restarted process resumes the job
     expected = FOLLOWERS - FOLLOWERS // 10 + 1  # confirmed followers, plus the attendee who does not follow
     assert await db.deliveries.count_documents({}) == expected
@@ -110,7 +110,7 @@ class FlakyPool:
         self.tries: dict[str, int] = {}
 
     async def send(self, message) -> SmtpResult:
-        to = message["To"]
+        to = message.recipient
         self.tries[to] = self.tries.get(to, 0) + 1
         return SmtpResult(True) if self.tries[to] > 1 else SmtpResult(False, 451, "451 4.7.1 try again later")
 
@@ -140,3 +140,38 @@ async def test_temporary_smtp_failure_is_retried_then_sent(setup):
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert doc["attempts"] == 2 and sender.pool.tries == {"slow@example.org": 2}
+
+
+async def test_batch_of_a_crashed_sender_is_taken_over_after_its_lease_sending_only_what_is_unsent(setup):
+    settings, db, composer, mail = setup
+    await db.stops.insert_one({"_id": "s8", "stop_id": "s8", "season": 2022, "region": "NOR", "territory_id": "t",
+                               "city": "Rouen", "venue": {"name": "Halle"}, "date": "2030-01-01",
+                               "starts_at": "2030-01-01T09:00:00+00:00", "ends_at": "2030-01-01T17:00:00+00:00",
+                               "theme": "T", "capacity": 10, "status": "registration_open"})
+    deliveries = [repo.new_delivery(f"k-crash-{i}", channel="email", kind="registration_waitlisted",
+                                    recipient=f"crash{i}@example.org",
+                                    data={"stop_id": "s8", "first_name": "C", "manage_url": "", "position": i})
+                  for i in range(3)]
+    assert await repo.insert_batch(db, deliveries) == 3
+    assert await repo.insert_batch(db, deliveries) == 0  # written again (redelivery): nothing new, no new batch
+    assert await db.delivery_batches.count_documents({}) == 1
+
+    # A sender claims the whole batch with one lease, sends and records the first delivery, then dies.
+    dead = await repo.claim(db, "email", lease_seconds=1.5)
+    assert dead is not None and len(dead.deliveries) == 3
+    await repo.record_outcomes(db, [(dead.deliveries[0], {"status": "sent", "sent_at": datetime.now(UTC)})])
+    assert await repo.claim(db, "email", lease_seconds=60) is None  # held: nobody else may take it yet
+
+    sender = asyncio.create_task(EmailSender(settings, db, composer).run())
+    try:
+        async def all_sent():
+            return await db.deliveries.count_documents({"_id": {"$regex": "^k-crash"}, "status": "sent"}) == 3
+        await eventually(all_sent, timeout=15)
+    finally:
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+    recipients = sorted(m["To"][0]["Address"] for m in await mail.messages(limit=50))
+    assert recipients == ["crash1@example.org", "crash2@example.org"]  # the recorded one is not sent again
+    assert await db.delivery_batches.count_documents({}) == 0  # settled: nothing left to send
+    first = await db.deliveries.find_one({"_id": "k-crash-0"})
+    assert first["attempts"] == 1

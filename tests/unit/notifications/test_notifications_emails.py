@@ -125,3 +125,27 @@ def test_every_kind_renders_in_both_locales(composer):
 
 def test_format_when_uses_paris_time():
     assert format_when("2022-07-01T10:00:00+00:00", "fr") == "vendredi 1 juillet 2022 à 12:00"
+
+
+@pytest.mark.parametrize("kind, data, stop", [
+    ("replay_digest", {"job": "replay:b1:1", "variant": "attendee", "first_name": "Zoé <&> O'Neil"}, None),
+    ("replay_digest", {"job": "replay:b1:1", "variant": "follower", "first_name": ""}, None),
+    ("new_stop", {"stop_id": "stop-1"}, STOP),
+])
+def test_list_mail_rendered_once_per_batch_is_the_same_email_per_recipient(composer, kind, data, stop):
+    """The fan-out path renders a template once and fills in name, links and recipient per person."""
+    extra = {"replays": [{"title": "Plénière", "url": "https://v.example/1", "duration_s": 3600}], "city": "Rouen"}
+    cache: dict = {}
+    for who in ("ann@example.org", "bob@example.org"):
+        delivery = new_delivery(f"k-{who}", channel="email", kind=kind, recipient=who, locale="fr", data=data)
+        raw = composer.outgoing(delivery, stop=stop, extra=extra, cache=cache).raw
+        fast = message_from_bytes(raw.replace(b"\r\n", b"\n"), policy=policy.default)  # CRLF on the wire either way
+        full = roundtrip(composer.compose(delivery, stop=stop, extra=extra))
+        for header in ("From", "To", "Subject", "List-Unsubscribe", "List-Unsubscribe-Post", "X-IntercoTOUR-Delivery"):
+            assert fast[header] == full[header], header
+        assert fast["To"] == who
+        fast_parts, full_parts = parts(fast), parts(full)
+        assert fast_parts.keys() == full_parts.keys() == {"text/plain", "text/html"}
+        for ctype in fast_parts:
+            assert fast_parts[ctype].get_content() == full_parts[ctype].get_content(), ctype
+    assert len(cache) == 1  # rendered once for both recipients

@@ -3,8 +3,8 @@ and new-stop announcements (followers), written as delivery records in pages.
 
 A job document tracks where the fan-out is (phase and last follower id), so a
 restart resumes it; re-writing a page is harmless because each delivery's
-notification key is unique. Nothing holds the whole follower list in memory,
-and no page needs a transaction."""
+notification key is unique. Followers are streamed from one indexed query;
+nothing holds the whole list in memory, and no batch needs a transaction."""
 
 from __future__ import annotations
 
@@ -95,40 +95,50 @@ class FanOut:
                 await lease.release()
 
     async def run_job(self, db: AsyncDatabase, job: dict[str, Any], lease: Lease | None = None) -> None:
+        """Write the job's deliveries in batches of ``claim_batch`` (one sender lease each).
+
+        Each batch is handed to the senders as soon as it is written, so sending
+        starts while the fan-out goes on. The cursor (last follower id written)
+        is saved every ``fanout_chunk`` followers; a restarted job skips what is
+        before it, and anything written twice is absorbed by the unique keys."""
+        size = self.settings.claim_batch
         if job["phase"] == "attendees":
             attendees = await repo.attendees_of(db, job["stop_id"], REPLAY_AUDIENCE)
             # Attendees first: someone both attending and following gets the attendee variant, once.
-            await repo.insert_new(db, [
-                self._delivery(job, a["email"], a["locale"], f"{job['_id']}:attendees",
-                               variant=replay_variant(a["status"]), first_name=a["first_name"])
-                for a in attendees
-            ])
+            deliveries = [self._delivery(job, a["email"], a["locale"], variant=replay_variant(a["status"]),
+                                         first_name=a["first_name"]) for a in attendees]
+            for i in range(0, len(deliveries), size):
+                await repo.insert_batch(db, deliveries[i:i + size])
             job["phase"] = "followers"
             await repo.update_job(db, job["_id"], {"phase": "followers", "cursor": None})
         if job["region"]:
-            while True:
-                page = await repo.followers_page(db, job["region"], job["topic"], job["cursor"],
-                                                 self.settings.fanout_chunk)
-                if not page:
-                    break
-                batch = self.settings.claim_batch
-                await repo.insert_new(db, [
-                    self._delivery(job, f["email"], f.get("locale", "fr"), f"{job['_id']}:{page[0]['_id']}:{i // batch}",
-                                   variant="follower", first_name="")
-                    for i, f in enumerate(page)
-                ])
-                job["cursor"] = page[-1]["_id"]
-                await repo.update_job(db, job["_id"], {"cursor": job["cursor"]})
-                if lease is not None and not await lease.acquire():
-                    return  # another instance took over; it resumes from the cursor
-                if len(page) < self.settings.fanout_chunk:
-                    break
+            cursor, previous, since_save = job["cursor"], None, 0
+            chunk: list[dict[str, Any]] = []
+            async for follower in repo.region_followers(db, job["region"], self.settings.fanout_chunk):
+                fid = follower["_id"]
+                if previous is not None and fid <= previous:
+                    raise RuntimeError("followers not streamed in _id order; the cursor cannot be trusted")
+                previous = fid
+                if (cursor is not None and fid <= cursor) or job["topic"] not in (follower.get("topics") or ()):
+                    continue
+                chunk.append(self._delivery(job, follower["email"], follower.get("locale", "fr"),
+                                            variant="follower", first_name=""))
+                if len(chunk) >= size:
+                    await repo.insert_batch(db, chunk)
+                    chunk, since_save = [], since_save + len(chunk)
+                    if since_save >= self.settings.fanout_chunk:
+                        since_save = 0
+                        job["cursor"] = fid
+                        await repo.update_job(db, job["_id"], {"cursor": fid})
+                        if lease is not None and not await lease.acquire():
+                            return  # another instance took over; it resumes from the cursor
+            await repo.insert_batch(db, chunk)
         await repo.update_job(db, job["_id"], {"state": "done", "finished_at": datetime.now(UTC)})
         log.info("fanout.done", job_id=job["_id"])
 
     @staticmethod
-    def _delivery(job: dict[str, Any], email: str, locale: str, batch: str, **data: Any) -> dict[str, Any]:
+    def _delivery(job: dict[str, Any], email: str, locale: str, **data: Any) -> dict[str, Any]:
         kind = job["kind"]
         payload = {"job": job["_id"], **data} if kind == "replay_digest" else {"stop_id": job["stop_id"]}
         return repo.new_delivery(notification_key(job["_id"], email, kind), channel="email", kind=kind,
-                                 recipient=email, locale=locale, data=payload, batch=batch)
+                                 recipient=email, locale=locale, data=payload)

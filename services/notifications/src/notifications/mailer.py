@@ -3,11 +3,13 @@ plain-text and HTML alternatives, attachments (.ics, QR code) and list headers."
 
 from __future__ import annotations
 
+import binascii
+import email.policy
 import io
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -15,10 +17,11 @@ from zoneinfo import ZoneInfo
 
 import segno
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import escape
 
 from notifications.domain import LIST_KINDS
-from notifications.ics import stop_calendar
 from shared.auth import LinkSigner
+from shared.calendar import stop_calendar
 from shared.contracts.venues import StopSnapshot
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -31,6 +34,29 @@ _MONTHS = {"fr": ["janvier", "février", "mars", "avril", "mai", "juin", "juille
                   "October", "November", "December"]}
 # Kinds whose email carries the stop's calendar entry.
 _WITH_ICS = {"registration_confirmed", "stop_postponed", "stop_cancelled", "reminder"}
+# Folding at 78 columns would turn the long List-Unsubscribe URL into RFC 2047
+# encoded-words that mail clients cannot use; RFC 5322 allows 998.
+WIRE = email.policy.SMTP.clone(max_line_length=998)
+# Stand-ins for the per-recipient parts of list mail: rendered once, replaced per recipient.
+_SLOTS = {"first_name": "\x1aFIRST\x1a", "unsubscribe_url": "\x1aUNSUB\x1a", "preferences_url": "\x1aPREFS\x1a"}
+_PREFIX = "\x1a"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message ready for the wire: envelope sender, recipient and the RFC 5322 bytes."""
+    sender: str
+    recipient: str
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class _Skeleton:
+    """List mail rendered once per template, locale and shared data, with stand-ins for the personal parts."""
+    head: bytes  # From, Subject (folded once)
+    text: str
+    html: str
+    boundary: str
 
 
 class NotReady(Exception):
@@ -100,6 +126,77 @@ class Composer:
                   f"<hr>{block(footer, fctx, 'html')}</body></html>"),
         )
 
+    def outgoing(self, delivery: dict[str, Any], *, stop: StopSnapshot | None,
+                 extra: dict[str, Any] | None = None, cache: dict[Any, _Skeleton | None] | None = None) -> Outgoing:
+        """The message for one delivery as bytes for the wire.
+
+        List mail (digests, announcements: the fan-out volume) is rendered once per
+        template, locale and shared content (``cache``, one per claimed batch) and only
+        the personal parts — first name, signed preference and unsubscribe links,
+        recipient — are filled in per recipient; everything else goes through ``compose``."""
+        recipient = delivery["recipient"]
+        if cache is not None and delivery["kind"] in LIST_KINDS and recipient.isascii() and "\n" not in recipient:
+            data = delivery.get("data") or {}
+            key = (delivery["kind"], delivery["locale"], data.get("job"), data.get("variant"),
+                   bool(data.get("first_name")), stop.stop_id if stop else None)
+            if key not in cache:
+                cache[key] = self._skeleton(delivery, stop=stop, extra=extra)
+            skeleton = cache[key]
+            if skeleton is not None:
+                return self._fill(skeleton, delivery)
+        message = self.compose(delivery, stop=stop, extra=extra)
+        return Outgoing(parseaddr(message["From"])[1], recipient, message.as_bytes(policy=WIRE))
+
+    def _skeleton(self, delivery: dict[str, Any], *, stop: StopSnapshot | None,
+                  extra: dict[str, Any] | None) -> _Skeleton | None:
+        kind, locale = delivery["kind"], delivery["locale"]
+        data = dict(delivery.get("data") or {})
+        if data.get("stop_id") and stop is None:
+            raise NotReady(f"stop {data.get('stop_id')} not known yet")
+        if data.get("first_name"):
+            data["first_name"] = _SLOTS["first_name"]
+        context: dict[str, Any] = {**data, **(extra or {}), "stop": stop, "portal": self._links.portal,
+                                   "list_mail": True, "unsubscribe_url": _SLOTS["unsubscribe_url"],
+                                   "preferences_url": _SLOTS["preferences_url"]}
+        rendered = self.render(kind, locale, context)
+        if _PREFIX in rendered.subject:
+            return None  # a personal subject: compose it per recipient
+        head = EmailMessage(policy=WIRE)
+        head["From"] = self._from
+        head["Subject"] = rendered.subject
+        folded = b"".join(WIRE.fold_binary(name, value) for name, value in head.items())
+        return _Skeleton(folded, rendered.text, rendered.html, f"=_{make_msgid()[1:-1].replace('@', '.')}")
+
+    def _fill(self, skeleton: _Skeleton, delivery: dict[str, Any]) -> Outgoing:
+        recipient = delivery["recipient"]
+        first_name = (delivery.get("data") or {}).get("first_name") or ""
+        token = self._links.unsubscribe_token(recipient)
+        unsubscribe = self._links.portal_url("unsubscribe", token)
+        preferences = self._links.portal_url("preferences", self._links.preferences_token(recipient))
+        text = (skeleton.text.replace(_SLOTS["first_name"], first_name)
+                .replace(_SLOTS["unsubscribe_url"], unsubscribe).replace(_SLOTS["preferences_url"], preferences))
+        body_html = (skeleton.html.replace(_SLOTS["first_name"], str(escape(first_name)))
+                     .replace(_SLOTS["unsubscribe_url"], str(escape(unsubscribe)))
+                     .replace(_SLOTS["preferences_url"], str(escape(preferences))) + "\n")
+        one_click = (f"<{self._links.public}/api/v1/unsubscribe?token={quote(token)}>, "
+                     f"<mailto:{self._mailto}?subject=unsubscribe-{quote(token)}>")
+        b = skeleton.boundary
+        raw = b"".join((
+            skeleton.head,
+            f"To: {recipient}\r\nMessage-ID: {make_msgid(domain='intercotour.local')}\r\n"
+            f"X-IntercoTOUR-Delivery: {delivery['_id']}\r\nList-Unsubscribe: {one_click}\r\n"
+            f"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: multipart/alternative; boundary=\"{b}\"\r\n\r\n"
+            f"--{b}\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n"
+            f"Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode(),
+            _qp(text),
+            f"\r\n--{b}\r\nContent-Type: text/html; charset=\"utf-8\"\r\n"
+            f"Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode(),
+            _qp(body_html),
+            f"\r\n--{b}--\r\n".encode(),
+        ))
+        return Outgoing(parseaddr(self._from)[1], recipient, raw)
+
     def compose(self, delivery: dict[str, Any], *, stop: StopSnapshot | None, extra: dict[str, Any] | None = None) -> EmailMessage:
         """The whole message for one delivery; raises NotReady if the stop it needs is unknown."""
         kind, locale, recipient = delivery["kind"], delivery["locale"], delivery["recipient"]
@@ -134,9 +231,15 @@ class Composer:
             _attach_qr(msg, data["check_in_code"])
         if kind in _WITH_ICS and stop is not None:
             cancelled = kind == "stop_cancelled" or stop.status == "cancelled"
-            msg.add_attachment(stop_calendar(stop, cancelled=cancelled), maintype="text", subtype="calendar",
-                               filename="intercotour.ics", params={"method": "CANCEL" if cancelled else "REQUEST"})
+            method = "CANCEL" if cancelled else "REQUEST"
+            msg.add_attachment(stop_calendar(stop, method=method), maintype="text", subtype="calendar",
+                               filename="intercotour.ics", params={"method": method})
         return msg
+
+
+def _qp(text: str) -> bytes:
+    """Quoted-printable body (C implementation), CRLF line ends."""
+    return binascii.b2a_qp(text.encode(), istext=True).replace(b"\n", b"\r\n")
 
 
 def _attach_qr(msg: EmailMessage, code: str) -> None:

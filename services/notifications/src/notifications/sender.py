@@ -1,16 +1,14 @@
-"""The email sender: claims queued deliveries in batches (a lease per delivery),
-composes each message, sends it over a pool of persistent SMTP connections and
-records every outcome (sent, retried later, failed, suppressed)."""
+"""The email sender: claims batches of queued deliveries (one lease per batch),
+composes each message (list mail rendered once per batch and template), sends
+them over a pool of persistent SMTP connections and records every outcome
+(sent, retried later, failed, suppressed) in bulk."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.policy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.utils import parseaddr
 from typing import Any
 
 import aiosmtplib
@@ -19,16 +17,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from notifications import repository as repo
 from notifications.config import Settings
 from notifications.domain import email_retry_delay, smtp_failure_is_permanent
-from notifications.mailer import Composer, NotReady
+from notifications.mailer import Composer, NotReady, Outgoing
 from shared.logging import get_logger
 
 log = get_logger(__name__)
 
-# Folding at 78 columns would turn the long List-Unsubscribe URL into RFC 2047
-# encoded-words that mail clients cannot use; RFC 5322 allows 998.
-_WIRE = email.policy.SMTP.clone(max_line_length=998)
 _FLUSH_SECONDS = 0.1
-_FLUSH_SIZE = 200
+_FLUSH_SIZE = 500
 
 
 @dataclass(frozen=True)
@@ -47,14 +42,14 @@ class SmtpPool:
         for _ in range(settings.smtp_concurrency):
             self._idle.put_nowait(None)
 
-    async def send(self, message: EmailMessage) -> SmtpResult:
+    async def send(self, message: Outgoing) -> SmtpResult:
         conn = await self._idle.get()
         try:
             if conn is None or not conn.is_connected:
                 conn = aiosmtplib.SMTP(hostname=self._settings.smtp_host, port=self._settings.smtp_port,
                                        timeout=self._settings.smtp_timeout_seconds, start_tls=False)
                 await conn.connect()
-            await conn.sendmail(parseaddr(message["From"])[1], [message["To"]], message.as_bytes(policy=_WIRE))
+            await conn.sendmail(message.sender, [message.recipient], message.raw)
             return SmtpResult(True)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
@@ -92,33 +87,47 @@ async def _close(conn: aiosmtplib.SMTP | None) -> None:
     return None
 
 
+@dataclass(eq=False)
+class _Held:
+    """A claimed batch in this sender's hands, until it is settled (or released)."""
+    claim: repo.Claim
+    unsettled: int = 0                     # deliveries whose outcome is not recorded yet
+    next_due: datetime | None = None       # earliest next attempt of what stays queued
+    prepared: bool = False
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+
 class EmailSender:
     def __init__(self, settings: Settings, db: AsyncDatabase, composer: Composer):
         self.settings = settings
         self.db = db
         self.composer = composer
         self.pool = SmtpPool(settings)
-        self._outcomes: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self._outcomes: list[tuple[dict[str, Any], dict[str, Any], _Held]] = []
         self._bounced: list[tuple[str, str]] = []
-        # Claimed and not yet attempted: released on a graceful stop instead of waiting out the lease.
-        self._held: dict[str, dict[str, Any]] = {}
+        # Claimed batches not settled yet: released on a graceful stop instead of waiting out the lease.
+        self._held: dict[str, _Held] = {}
+        self._done: list[_Held] = []  # every outcome known; settled after the outcomes are written
 
     async def run(self) -> None:
         inflight: set[asyncio.Task[None]] = set()
         flusher = asyncio.create_task(self._flush_forever())
+        # The next batch is claimed and composed while the current one is being sent.
+        ready: asyncio.Queue[tuple[_Held, list[tuple[dict[str, Any], Outgoing]]]] = asyncio.Queue(maxsize=1)
+        claimer = asyncio.create_task(self._claim_ahead(ready))
         limit = asyncio.Semaphore(self.settings.smtp_concurrency * 2)
         try:
             while True:
-                batch = await self._claim()
-                if not batch:
-                    await asyncio.sleep(self.settings.sender_poll_seconds)
-                    continue
-                for delivery, message in await self._prepare(batch):
+                held, messages = await ready.get()
+                for delivery, message in messages:
                     await limit.acquire()
-                    task = asyncio.create_task(self._send(delivery, message))
+                    task = asyncio.create_task(self._send(held, delivery, message))
                     inflight.add(task)
                     task.add_done_callback(lambda t: (inflight.discard(t), limit.release()))
         finally:
+            claimer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await claimer
             # Graceful stop: let in-flight sends finish and record them, so a restart never re-sends.
             if inflight:
                 await asyncio.wait(inflight, timeout=self.settings.smtp_timeout_seconds)
@@ -127,59 +136,95 @@ class EmailSender:
                 await flusher
             with contextlib.suppress(Exception):
                 await self.flush()
-                await repo.release(self.db, list(self._held.values()))
+                for held in list(self._held.values()):
+                    await repo.release(self.db, held.claim)
+                    self._held.pop(held.claim.batch_id, None)
             await self.pool.close()
 
-    async def _claim(self) -> list[dict[str, Any]]:
+    async def _claim_ahead(self, ready: asyncio.Queue) -> None:
+        while True:
+            held = await self._claim()
+            if held is None:
+                await asyncio.sleep(self.settings.sender_poll_seconds)
+                continue
+            try:
+                messages = await self._prepare(held)
+            except Exception as exc:  # e.g. the database went away: give the batch back
+                log.warning("sender.prepare_failed", batch=held.claim.batch_id, error=repr(exc))
+                self._outcomes = [o for o in self._outcomes if o[2] is not held]
+                with contextlib.suppress(Exception):
+                    await repo.release(self.db, held.claim)
+                    self._held.pop(held.claim.batch_id, None)
+                await asyncio.sleep(self.settings.sender_poll_seconds)
+                continue
+            await ready.put((held, messages))
+
+    async def _claim(self) -> _Held | None:
         """Claim a batch and hold it; a stop arriving mid-claim still learns what was claimed, to release it."""
         claiming = asyncio.ensure_future(repo.claim(self.db, "email", lease_seconds=self.settings.delivery_lease_seconds))
         try:
-            batch = await asyncio.shield(claiming)
+            claim = await asyncio.shield(claiming)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                self._held.update((d["_id"], d) for d in await claiming)
+                claim = await claiming
+                if claim is not None:
+                    self._held[claim.batch_id] = _Held(claim)
             raise
         except Exception as exc:
             log.warning("sender.claim_failed", error=repr(exc))
-            return []
-        self._held.update((d["_id"], d) for d in batch)
-        return batch
+            return None
+        if claim is None:
+            return None
+        held = self._held[claim.batch_id] = _Held(claim)
+        return held
 
-    async def _prepare(self, batch: list[dict[str, Any]]) -> list[tuple[dict[str, Any], EmailMessage]]:
+    async def _prepare(self, held: _Held) -> list[tuple[dict[str, Any], Outgoing]]:
         """Suppress opted-out recipients of list mail; compose the rest (stops and digests read once per batch)."""
-        listed = sorted({d["recipient"] for d in batch if not d["transactional"]})
-        suppressed = await repo.suppressed_among(self.db, listed)
-        stops = await repo.load_stops(self.db, {d["data"]["stop_id"] for d in batch if d["data"].get("stop_id")})
-        jobs: dict[str, dict[str, Any] | None] = {}
-        ready: list[tuple[dict[str, Any], EmailMessage]] = []
         now = datetime.now(UTC)
-        for d in batch:
+        due, later = [], []
+        for d in held.claim.deliveries:
+            (due if d["next_attempt_at"].replace(tzinfo=UTC) <= now else later).append(d)
+        for d in later:
+            held.next_due = _earliest(held.next_due, d["next_attempt_at"].replace(tzinfo=UTC))
+        listed = sorted({d["recipient"] for d in due if not d["transactional"]})
+        suppressed = await repo.suppressed_among(self.db, listed)
+        stops = await repo.load_stops(self.db, {d["data"]["stop_id"] for d in due if d["data"].get("stop_id")})
+        jobs: dict[str, dict[str, Any] | None] = {}
+        ready: list[tuple[dict[str, Any], Outgoing]] = []
+        held.unsettled = len(due)
+        for d in due:
             if not d["transactional"] and d["recipient"] in suppressed:
                 reason = suppressed[d["recipient"]]
-                self._outcomes.append((d, {"status": "suppressed", "last_error": f"recipient {reason}"}))
+                self._outcome(held, d, {"status": "suppressed", "last_error": f"recipient {reason}"})
                 continue
             try:
                 extra = await self._digest_context(d, jobs)
-                ready.append((d, self.composer.compose(d, stop=stops.get(d["data"].get("stop_id", "")), extra=extra)))
+                ready.append((d, self.composer.outgoing(d, stop=stops.get(d["data"].get("stop_id", "")),
+                                                        extra=extra, cache=held.cache)))
             except NotReady as exc:
-                self._outcomes.append((d, self._retry(d, str(exc), now)))
+                self._outcome(held, d, self._retry(d, str(exc), now))
             except Exception as exc:
                 log.error("sender.compose_failed", delivery=d["_id"], error=repr(exc))
-                self._outcomes.append((d, {"status": "failed", "last_error": f"cannot compose: {exc!r}"[:500]}))
+                self._outcome(held, d, {"status": "failed", "last_error": f"cannot compose: {exc!r}"[:500]})
+        held.prepared = True
+        self._check_done(held)
         return ready
 
     async def _digest_context(self, d: dict[str, Any], jobs: dict[str, dict[str, Any] | None]) -> dict[str, Any] | None:
+        """The digest's shared content, one object per job (so the rendered skeleton is shared too)."""
         job_id = d["data"].get("job")
         if not job_id:
             return None
         if job_id not in jobs:
-            jobs[job_id] = await repo.load_job(self.db, job_id)
-        job = jobs[job_id]
-        if job is None:
+            job = await repo.load_job(self.db, job_id)
+            jobs[job_id] = None if job is None else {"replays": list(job["replays"].values()),
+                                                     "city": job.get("city") or ""}
+        extra = jobs[job_id]
+        if extra is None:
             raise NotReady(f"fan-out job {job_id} missing")
-        return {"replays": list(job["replays"].values()), "city": job.get("city") or ""}
+        return extra
 
-    async def _send(self, delivery: dict[str, Any], message: EmailMessage) -> None:
+    async def _send(self, held: _Held, delivery: dict[str, Any], message: Outgoing) -> None:
         result = await self.pool.send(message)
         now = datetime.now(UTC)
         if result.ok:
@@ -189,7 +234,18 @@ class EmailSender:
             self._bounced.append((delivery["recipient"], result.reply))
         else:
             outcome = self._retry(delivery, result.reply, now)
-        self._outcomes.append((delivery, outcome))
+        self._outcome(held, delivery, outcome)
+
+    def _outcome(self, held: _Held, delivery: dict[str, Any], outcome: dict[str, Any]) -> None:
+        self._outcomes.append((delivery, outcome, held))
+        if outcome["status"] == "queued":
+            held.next_due = _earliest(held.next_due, outcome["next_attempt_at"])
+        held.unsettled -= 1
+        self._check_done(held)
+
+    def _check_done(self, held: _Held) -> None:
+        if held.prepared and held.unsettled == 0 and held not in self._done:
+            self._done.append(held)
 
     def _retry(self, delivery: dict[str, Any], reason: str, now: datetime) -> dict[str, Any]:
         attempt = delivery["attempts"] + 1
@@ -208,17 +264,29 @@ class EmailSender:
                 log.warning("sender.flush_failed", error=repr(exc))
 
     async def flush(self) -> None:
-        """Record outcomes in bulk; bounced addresses join the suppression list."""
-        while self._outcomes or self._bounced:
-            outcomes, self._outcomes = self._outcomes[:_FLUSH_SIZE], self._outcomes[_FLUSH_SIZE:]
-            bounced, self._bounced = self._bounced, []
-            try:
-                await repo.record_outcomes(self.db, outcomes)
-                for email, reply in bounced:
-                    await repo.suppress(self.db, email, "bounced", reply)
-            except Exception:
-                self._outcomes[:0] = outcomes
-                self._bounced[:0] = bounced
-                raise
-            for delivery, _ in outcomes:
-                self._held.pop(delivery["_id"], None)
+        """Record outcomes in bulk; bounced addresses join the suppression list; then give back
+        the batches whose every outcome is recorded (gone, or due again at their next retry)."""
+        done, self._done = self._done, []
+        try:
+            while self._outcomes or self._bounced:
+                outcomes, self._outcomes = self._outcomes[:_FLUSH_SIZE], self._outcomes[_FLUSH_SIZE:]
+                bounced, self._bounced = self._bounced, []
+                try:
+                    await repo.record_outcomes(self.db, [(d, o) for d, o, _ in outcomes])
+                    for email, reply in bounced:
+                        await repo.suppress(self.db, email, "bounced", reply)
+                except Exception:
+                    self._outcomes[:0] = outcomes
+                    self._bounced[:0] = bounced
+                    raise
+            while done:
+                held = done[0]
+                await repo.settle(self.db, held.claim, held.next_due)
+                self._held.pop(held.claim.batch_id, None)
+                done.pop(0)
+        finally:
+            self._done[:0] = done
+
+
+def _earliest(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b < a else a

@@ -117,10 +117,20 @@ class WebhookSender:
                 await self._client.aclose()
 
     async def send_due(self) -> int:
-        batch = await repo.claim(self.db, "webhook", lease_seconds=self.settings.delivery_lease_seconds)
-        results = await asyncio.gather(*(self._attempt(d) for d in batch))
-        await repo.record_outcomes(self.db, zip(batch, results))
-        return len(batch)
+        """Claim one batch (one lease), attempt its due deliveries, record them, give the batch back."""
+        claim = await repo.claim(self.db, "webhook", lease_seconds=self.settings.delivery_lease_seconds)
+        if claim is None:
+            return 0
+        now = datetime.now(UTC)
+        due, later = [], []
+        for d in claim.deliveries:
+            (due if d["next_attempt_at"].replace(tzinfo=UTC) <= now else later).append(d)
+        next_due = min((d["next_attempt_at"].replace(tzinfo=UTC) for d in later), default=None)
+        results = await asyncio.gather(*(self._attempt(d) for d in due))
+        await repo.record_outcomes(self.db, zip(due, results))
+        retries = [r["next_attempt_at"] for r in results if r["status"] == "queued"]
+        await repo.settle(self.db, claim, min([*retries, *([next_due] if next_due else [])], default=None))
+        return len(due) or 1
 
     async def _attempt(self, delivery: dict[str, Any]) -> dict[str, Any]:
         endpoint = await repo.load_endpoint(self.db, delivery["recipient"])
