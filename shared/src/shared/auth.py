@@ -142,7 +142,8 @@ class LinkSigner:
 
     def verify(self, token: str | None, purpose: str | set[str]) -> dict[str, Any]:
         """Payload of a valid token for one of ``purpose``; 403 if forged/altered/wrong purpose, 410 if expired."""
-        if not token or token.count(".") != 1:
+        # Genuine tokens are base64url: anything else (non-ASCII, surrogates) is refused before hmac sees it.
+        if not token or not isinstance(token, str) or not token.isascii() or token.count(".") != 1:
             raise Forbidden("invalid link token")
         body, mac = token.split(".")
         if not hmac.compare_digest(mac, self._mac(body)):
@@ -152,7 +153,7 @@ class LinkSigner:
         except ValueError as exc:
             raise Forbidden("invalid link token") from exc
         purposes = {purpose} if isinstance(purpose, str) else purpose
-        if not isinstance(payload, dict) or payload.get("p") not in purposes:
+        if not isinstance(payload, dict) or not isinstance(payload.get("p"), str) or payload["p"] not in purposes:
             raise Forbidden("this link is not valid for this action")
         if not isinstance(payload.get("e"), int) or payload["e"] < time.time():
             raise Gone("this link has expired")

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import AppError
 from shared.logging import bind_contextvars, clear_contextvars, get_logger
-from shared.mongo import is_unavailable
+from shared.mongo import is_transient, is_unavailable
 
 log = get_logger("http")
 
@@ -67,6 +67,9 @@ def unexpected_error_response(exc: Exception) -> JSONResponse:
     if is_unavailable(exc):
         log.warning("http.db_unavailable", error=repr(exc))
         return error_response(503, "unavailable", "the database is unavailable; retry shortly", headers={"Retry-After": "2"})
+    if is_transient(exc):  # write conflicts still colliding after the unit of work's retries
+        log.warning("http.write_conflict", error=repr(exc))
+        return error_response(503, "unavailable", "too many concurrent changes; retry shortly", headers={"Retry-After": "1"})
     log.exception("http.unhandled", error=repr(exc))
     return error_response(500, "internal_error", "unexpected error; it has been logged")
 
@@ -136,10 +139,42 @@ def create_http_app(
 
     if runtime is not None:
         install_asyncapi(app, runtime, title)
+    document_error_envelope(app)
 
     for router in routers:
         app.include_router(router)
     return app
+
+
+# What every error (422 included) looks like; FastAPI would document its own 422 shape instead.
+ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error", "detail", "fields"],
+    "properties": {
+        "error": {"type": "string", "description": "machine-readable code, e.g. validation_error"},
+        "detail": {"type": "string"},
+        "fields": {"type": "object", "additionalProperties": True, "description": "field -> what is wrong"},
+    },
+    "additionalProperties": True,
+}
+
+
+def document_error_envelope(app: FastAPI) -> None:
+    """Make /openapi.json declare the error envelope the handlers above really send for 422."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = generate()
+        if fresh:
+            schemas = schema.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = ERROR_ENVELOPE_SCHEMA
+                schemas.pop("ValidationError", None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def install_asyncapi(app: FastAPI, runtime: Any, title: str) -> None:

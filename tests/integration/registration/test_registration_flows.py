@@ -147,7 +147,7 @@ async def test_a_freed_place_is_offered_at_once_and_accept_decline_expire_move_t
     assert offer["occupancy"] == {"capacity": 1, "confirmed": 0, "offered": 1, "waitlisted": 2}
     assert datetime.fromisoformat(offer["expires_at"]) == svc.clock.now + timedelta(hours=48)
     assert await svc.desk.availability(snap.stop_id) == {
-        "capacity": 1, "confirmed": 0, "offered": 1, "waitlisted": 2, "available": 0}
+        "capacity": 1, "confirmed": 0, "offered": 1, "waitlisted": 2, "available": 0, "status": "registration_open"}
     assert (await svc.regs.view(carl["id"], svc.token(carl["id"])))["waitlist_position"] == 1
 
     # Declining passes the place to carl; the offer link works for the offer only.
@@ -287,4 +287,4 @@ async def test_a_capacity_cut_below_the_confirmed_count_revokes_nobody_and_offer
     assert {await svc.status_of(p["id"]) for p in people[1:]} == {"confirmed"}
     assert await svc.status_of(late["id"]) == "waitlisted"
     assert await svc.desk.availability(snap.stop_id) == {
-        "capacity": 1, "confirmed": 2, "offered": 0, "waitlisted": 1, "available": 0}
+        "capacity": 1, "confirmed": 2, "offered": 0, "waitlisted": 1, "available": 0, "status": "registration_open"}

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from portal.config import Settings
 
 Json = Any
+_PATH_SAFE = "/:@-._~!$&'()*+,;="
 
 
 class ServiceUnavailable(Exception):
@@ -66,6 +68,9 @@ class ServiceClient:
                    json: Json = None, headers: dict[str, str] | None = None) -> httpx.Response:
         headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+        # Paths carry ids taken from the portal's own URLs: escape what would break or redirect the
+        # request (control characters were a 500, "?" or "#" would cut the path short).
+        path = quote(path, safe=_PATH_SAFE)
         try:
             response = await self._http.request(method, path, params=clean, json=json, headers=headers)
         except httpx.HTTPError as exc:

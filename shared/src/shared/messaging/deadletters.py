@@ -19,6 +19,9 @@ log = get_logger(__name__)
 
 DEAD_LETTERS = "dead_letters"
 DEAD_LETTER_INDEXES = [IndexSpec(DEAD_LETTERS, [("created_at", -1)])]
+# What a dead letter published to <service>.dlq may carry: well under the producer's 1 MiB request limit.
+MAX_DLQ_VALUE_BYTES = 512 * 1024
+MAX_DLQ_HEADER_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,16 @@ class DeadLetters:
             lambda: self._collection.update_one({"_id": dl_id}, {"$setOnInsert": doc}, upsert=True)
         )
         if self._producer is not None:
-            headers = [*record.headers, *self._dlq_headers(record, reason, consumer)]
+            # The whole record is in the collection; the topic copy must fit the producer's request limit
+            # (a 1.5 MB poison message made send_and_wait raise MessageSizeTooLargeError here).
+            value, headers = record.value, [(k, (v or b"")[:MAX_DLQ_HEADER_BYTES]) for k, v in record.headers]
+            if len(value) > MAX_DLQ_VALUE_BYTES:
+                headers.append(("dlq_value_truncated_from", str(len(value)).encode()))
+                value = value[:MAX_DLQ_VALUE_BYTES]
+            headers += self._dlq_headers(record, reason, consumer)
             await self._producer.send_and_wait(
-                self.topic, value=record.value, key=record.key.encode() if record.key else None, headers=headers
+                self.topic, value=value, key=record.key.encode()[:MAX_DLQ_HEADER_BYTES] if record.key else None,
+                headers=headers,
             )
         return dl_id
 
