@@ -42,6 +42,7 @@ bench: env
 	$(PY) bench/event_latency.py
 	$(PY) bench/registration_throughput.py
 	$(PY) bench/replay_fanout.py
+	$(PY) bench/scaling.py
 
 clean:
 	rm -rf $(VENV) .tools test-artifacts

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import Request
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.errors import TooManyRequests
@@ -47,13 +48,25 @@ class RateLimiter:
         now = time.time()
         window = int(now // limit.per_seconds)
         window_end = (window + 1) * limit.per_seconds
-        doc = await self._collection.find_one_and_update(
-            {"_id": f"{limit.action}:{key}:{window}"},
-            {"$inc": {"n": 1},
-             "$setOnInsert": {"expires_at": datetime.fromtimestamp(window_end, UTC) + timedelta(seconds=5)}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
+        doc_id = f"{limit.action}:{key}:{window}"
+        doc = None
+        # Concurrent first hits of a window race on the upsert: the loser gets DuplicateKeyError
+        # from MongoDB (nothing counted: try again, the document exists now) or, from SecantusDB,
+        # None after counting (read the count back).
+        for _ in range(3):
+            try:
+                doc = await self._collection.find_one_and_update(
+                    {"_id": doc_id},
+                    {"$inc": {"n": 1},
+                     "$setOnInsert": {"expires_at": datetime.fromtimestamp(window_end, UTC) + timedelta(seconds=5)}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                ) or await self._collection.find_one({"_id": doc_id})
+                break
+            except DuplicateKeyError:
+                continue
+        if doc is None:
+            return  # still racing after three tries: let the request through rather than fail it
         if doc["n"] > limit.requests:
             retry_after = max(1, int(window_end - now + 0.999))
             raise TooManyRequests(

@@ -4,6 +4,7 @@ plain-text and HTML alternatives, attachments (.ics, QR code) and list headers."
 from __future__ import annotations
 
 import binascii
+import hashlib
 import email.policy
 import io
 from dataclasses import dataclass
@@ -57,6 +58,12 @@ class _Skeleton:
     text: str
     html: str
     boundary: str
+
+
+def message_id(delivery: dict[str, Any]) -> str:
+    """Stable per delivery: a sender killed between the SMTP server's 250 and recording "sent"
+    sends the delivery again, and the same Message-ID lets the receiving side drop the copy."""
+    return f"<{hashlib.sha256(delivery['_id'].encode()).hexdigest()[:32]}@intercotour.local>"
 
 
 class NotReady(Exception):
@@ -183,7 +190,7 @@ class Composer:
         b = skeleton.boundary
         raw = b"".join((
             skeleton.head,
-            f"To: {recipient}\r\nMessage-ID: {make_msgid(domain='intercotour.local')}\r\n"
+            f"To: {recipient}\r\nMessage-ID: {message_id(delivery)}\r\n"
             f"X-IntercoTOUR-Delivery: {delivery['_id']}\r\nList-Unsubscribe: {one_click}\r\n"
             f"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\nMIME-Version: 1.0\r\n"
             f"Content-Type: multipart/alternative; boundary=\"{b}\"\r\n\r\n"
@@ -221,7 +228,7 @@ class Composer:
         msg["From"] = self._from
         msg["To"] = recipient
         msg["Subject"] = rendered.subject
-        msg["Message-ID"] = make_msgid(domain="intercotour.local")
+        msg["Message-ID"] = message_id(delivery)
         msg["X-IntercoTOUR-Delivery"] = delivery["_id"]
         for name, value in headers.items():
             msg[name] = value

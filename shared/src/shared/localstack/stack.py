@@ -49,6 +49,7 @@ class LocalStack:
     mongo_storage: str | None = None  # default: <data_dir>/mongo, kept across restarts
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
     processes: dict[str, p.ManagedProcess] = field(default_factory=dict)
+    instance_urls: dict[str, str] = field(default_factory=dict)  # extra instances, by "name#n"
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -116,6 +117,24 @@ class LocalStack:
             self.wait_ready(name)
         return proc
 
+    def start_instance(self, name: str, instance: int, wait: bool = True) -> tuple[p.ManagedProcess, str]:
+        """Another instance of a service on its own port (same database, same consumer group):
+        kept as ``processes[f"{name}#{instance}"]``; returns (process, base URL)."""
+        key, port = f"{name}#{instance}", p.free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = self.service_env(name)
+        prefix = f"{name.upper()}_"
+        env.update({prefix + "HTTP_PORT": str(port), prefix + "PUBLIC_BASE_URL": url})
+        proc = self.processes[key] = p.ManagedProcess(
+            key, [sys.executable, "-m", f"{name}.main"], env=env, log_path=self._log(key)).start()
+        self.instance_urls[key] = url
+        if wait:
+            try:
+                p.wait_for_http(f"{url}/ready", 90, proc.proc)
+            except (TimeoutError, RuntimeError) as exc:
+                raise RuntimeError(f"{key} did not become ready: {exc}\n{self.log_tail(key)}") from exc
+        return proc, url
+
     def wait_ready(self, name: str, timeout: float = 90.0) -> None:
         try:
             p.wait_for_http(f"{self.urls[name]}/ready", timeout, self.processes[name].proc)
@@ -165,8 +184,9 @@ class LocalStack:
                 p.wait_for_port("127.0.0.1", self.ports.kafka, 30, proc.proc)
 
     def stop(self) -> None:
-        # Services first (they flush and release leases), infrastructure last.
-        for name in [*reversed(SERVICES), "mail", "kafka", "mongodb"]:
+        # Extra instances and services first (they flush and release leases), infrastructure last.
+        instances = [name for name in self.processes if "#" in name]
+        for name in [*instances, *reversed(SERVICES), "mail", "kafka", "mongodb"]:
             if name in self.processes:
                 self.processes[name].stop()
 

@@ -6,6 +6,8 @@ expires and another instance takes over.
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +20,8 @@ class Lease:
         self._locks = db["locks"]
         self.name = name
         self.ttl = timedelta(seconds=ttl_seconds)
-        self.owner = owner or uuid.uuid4().hex
+        # host:pid first, so an operator (and the scale-out test) can tell which instance holds it.
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.held = False
 
     async def acquire(self) -> bool:
