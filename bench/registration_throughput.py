@@ -143,7 +143,8 @@ async def main() -> None:
         p.wait_for_mongo(mongo_port, 60, mongo)
         bootstrap, mongo_url = f"127.0.0.1:{kafka_port}", p.mongo_url(mongo_port)
         env = {"REGISTRATION_HTTP_PORT": str(http_port), "REGISTRATION_MONGO_URL": mongo_url,
-               "REGISTRATION_KAFKA_BOOTSTRAP": bootstrap, "REGISTRATION_LOG_LEVEL": "WARNING"}
+               "REGISTRATION_KAFKA_BOOTSTRAP": bootstrap, "REGISTRATION_LOG_LEVEL": "WARNING",
+               "REGISTRATION_RATE_LIMITS_ENABLED": "false"}
         service = p.ManagedProcess("registration", [sys.executable, "-m", "registration.main"], env=env,
                                    log_path=workdir / "registration.log").start()
         url = f"http://127.0.0.1:{http_port}"

@@ -53,7 +53,7 @@ async def test_the_service_consumes_every_stop_and_session_event_and_handles_its
     app = create_app(Settings(mongo_url="mongodb://127.0.0.1:1/?directConnection=true"))
     runtime = app.state.runtime
     try:
-        assert runtime.consumer.topics == [VENUES_STOPS]
+        assert runtime.consumer.topics == sorted([VENUES_STOPS, "privacy.requests.v1"])
         handled = {model.TYPE for model in (*STOP_EVENTS, *SESSION_EVENTS)}
         assert handled <= set(runtime.consumer.event_types)
         assert PUBLISH_TIMER in runtime.timer_handlers

@@ -20,6 +20,7 @@ from notifications.followers import Followers
 from notifications.webhooks import Resolver, check_url, new_secret, resolve
 from shared.auth import JwtVerifier, Principal
 from shared.errors import Forbidden, NotFound, Unprocessable
+from shared.ratelimit import Limit, RateLimiter
 from shared.runtime import ServiceRuntime
 
 TEST_EVENT_TYPE = "notifications.webhook.test.v1"
@@ -66,11 +67,14 @@ class WebhookRequest(BaseModel):
     contact_email: EmailStr | None = Field(default=None, max_length=254)
 
 
-def follower_router(followers: Followers) -> APIRouter:
+def follower_router(followers: Followers, limiter: RateLimiter | None = None,
+                    follow_limit: Limit | None = None) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["followers"])
 
     @router.post("/followers", status_code=202)
-    async def follow(body: FollowRequest) -> dict[str, str]:
+    async def follow(body: FollowRequest, request: Request) -> dict[str, str]:
+        if limiter is not None and follow_limit is not None:
+            await limiter.check(follow_limit, request)
         await followers.follow(body.email, body.regions, body.topics, body.locale)
         return {"status": "pending", "detail": "check your mailbox to confirm"}
 

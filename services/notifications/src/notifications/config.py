@@ -38,6 +38,13 @@ class Settings(BaseServiceSettings):
     # Unsubscribe and preference links must keep working long after the email was sent.
     preferences_ttl_seconds: int = 2 * 365 * 24 * 3600
 
+    # Abuse limits per client address and minute (429 + Retry-After beyond); off with RATE_LIMITS_ENABLED=false.
+    follows_per_minute: int = Field(default=30, ge=1)
+    privacy_requests_per_minute: int = Field(default=10, ge=1)
+    rate_limits_enabled: bool = True
+    # Attendees' personal data (read model) is pseudonymised this many days after their stop is held.
+    retention_days: float = Field(default=365, ge=0)
+
     webhook_allow_private: bool = False
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     webhook_retry_schedule: list[float] = Field(default=[5, 300, 1800, 7200, 18000, 36000])

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from shared.auth import JwtVerifier
 from shared.contracts.registration import Profile
+from shared.ratelimit import Limit, RateLimiter
 
 from registration.domain import EMAIL_MAX, NAME_MAX, ORGANISATION_MAX, normalise_email
 from registration.handlers import Applicant, Registrations
@@ -69,12 +70,15 @@ class CheckInRequest(_Strict):
     nonce: Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
-def attendee_router(registrations: Registrations) -> APIRouter:
+def attendee_router(registrations: Registrations, limiter: RateLimiter | None = None,
+                    signup_limit: Limit | None = None) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["registrations"])
 
     @router.post("/stops/{stop_id}/registrations", status_code=201)
-    async def sign_up(stop_id: str, body: SignUpRequest, idempotency_key: Annotated[
+    async def sign_up(stop_id: str, body: SignUpRequest, request: Request, idempotency_key: Annotated[
             str | None, Header(alias="Idempotency-Key", max_length=200)] = None) -> JSONResponse:
+        if limiter is not None and signup_limit is not None:
+            await limiter.check(signup_limit, request)
         status, answer = await registrations.sign_up(stop_id, body.applicant(), idempotency_key)
         return JSONResponse(answer, status_code=status)
 

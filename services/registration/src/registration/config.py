@@ -18,3 +18,9 @@ class Settings(BaseServiceSettings):
     no_show_grace_minutes: int = Field(default=120, ge=0)
     # Self-service links stay valid until the stop ends plus this many days.
     manage_link_days_after_end: int = Field(default=30, ge=1)
+
+    # Sign-ups per minute per client address (429 with Retry-After beyond); off with RATE_LIMITS_ENABLED=false.
+    signups_per_minute: int = Field(default=30, ge=1)
+    rate_limits_enabled: bool = True
+    # Attendees' personal data is pseudonymised this many days after their stop is held.
+    retention_days: float = Field(default=365, ge=0)

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from shared.auth import JwtVerifier
 from shared.http import create_http_app
 from shared.ops import dead_letter_router
+from shared.privacy import wire_erasure
 from shared.runtime import ServiceRuntime
 from shared.serve import serve
 from shared.uow import Tx
@@ -18,6 +19,10 @@ from replays.api import build_router
 from replays.config import Settings
 from replays.handlers import Ctx
 from replays.repository import INDEXES, Catalogue, MongoReplayStore
+
+
+async def _nothing_to_erase(_tx: Tx, _email: str, _alias: str) -> int:
+    return 0
 
 
 def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] | None = None) -> FastAPI:
@@ -34,6 +39,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                    batch_window=window)
 
     messaging.register(runtime, make_ctx)
+    # Replays holds no attendee data: it confirms erasures (scrubbing its dead letters).
+    wire_erasure(runtime, _nothing_to_erase, secret=settings.link_secret.get_secret_value())
     return create_http_app(
         title="replays",
         description="Recordings of each stop: processing, publication and the public catalogue.",

@@ -13,10 +13,12 @@ from shared.localstack.stack import LocalStack, StackPorts
 
 # Windows shortened so tests see digests and batches close in seconds, not minutes.
 TEST_ENV = {
-    "notifications": {"DIGEST_WINDOW_SECONDS": "2"},
+    "notifications": {"DIGEST_WINDOW_SECONDS": "2", "FOLLOWS_PER_MINUTE": "100000"},
     "replays": {"BATCH_WINDOW_SECONDS": "2"},
     # Suites log in far more often than a person; the limits themselves have their own tests.
-    "venues": {"LOGIN_ATTEMPTS_PER_ACCOUNT": "10000", "LOGIN_ATTEMPTS_PER_CLIENT": "10000"},
+    "venues": {"LOGIN_ATTEMPTS_PER_ACCOUNT": "10000", "LOGIN_ATTEMPTS_PER_CLIENT": "10000",
+               "LOGIN_LOCKOUT_AFTER": "10000"},
+    "registration": {"SIGNUPS_PER_MINUTE": "100000"},
 }
 
 
