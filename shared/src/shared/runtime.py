@@ -82,6 +82,7 @@ class ServiceRuntime:
         await _retry_start("kafka broker", self.broker.start)
         await self.relay.start()
         await self.timers.start()
+        self._extra_tasks.append(asyncio.create_task(self._keep_topics(), name="topic-guard"))
         self.started = True
         log.info("runtime.started", topics=self.consumer.topics)
 
@@ -99,6 +100,19 @@ class ServiceRuntime:
             await self.producer.stop()
         await self.client.close()
         self.started = False
+
+    async def _keep_topics(self, every: float = 2.0) -> None:
+        """Recreate topics that vanished. The local broker (Tansu) keeps them in memory: after its
+        restart they are gone, consumers are assigned no partitions and offsets cannot be committed
+        until they exist again (found by tests/faults; see docs/reliability.md)."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await ensure_topics(self.settings.kafka_bootstrap, ALL_TOPICS, self.settings.kafka_partitions)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker down: try again later
+                log.debug("runtime.topics_unchecked", error=repr(exc))
 
     async def readiness(self) -> dict[str, str]:
         """Each dependency's state; the service is ready when all say ok."""

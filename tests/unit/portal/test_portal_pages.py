@@ -366,3 +366,18 @@ async def test_mail_page_is_hidden_outside_local_mode() -> None:
 async def test_unknown_or_unpublished_stop_is_a_404_page(site: Site, path: str) -> None:
     page = await site.get(path)
     assert page.status_code == 404 and "Page introuvable" in text_of(page)
+
+
+async def test_backends_see_the_person_s_address_so_rate_limits_are_per_person() -> None:
+    fake = FakeBackends(portal_url="http://testserver")
+    seen: list[str | None] = []
+
+    def recording(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            seen.append(request.headers.get("x-forwarded-for"))
+        return fake(request)
+
+    app = create_app(Settings(**URLS), transport=httpx.MockTransport(recording))
+    async with running_app(app) as client:
+        await sign_up(Site(client, fake), "rouen")
+    assert seen and set(seen) == {"127.0.0.1"}, "sign-ups carry the caller's address, not the portal's"

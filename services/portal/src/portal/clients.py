@@ -8,6 +8,7 @@ part is down; a 4xx raises ``ServiceError`` carrying the service's
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -53,6 +54,11 @@ def _error_from(response: httpx.Response) -> ServiceError:
     )
 
 
+# The address of the person the portal is serving: backends rate-limit public writes per
+# client, so without it every sign-up made through the portal would share one bucket.
+CLIENT_ADDRESS: ContextVar[str | None] = ContextVar("portal_client_address", default=None)
+
+
 class ServiceClient:
     """One backend: a base URL, a timeout and the error mapping above."""
 
@@ -67,6 +73,8 @@ class ServiceClient:
     async def send(self, method: str, path: str, *, token: str | None = None, params: dict[str, Any] | None = None,
                    json: Json = None, headers: dict[str, str] | None = None) -> httpx.Response:
         headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
+        if (address := CLIENT_ADDRESS.get()) is not None:
+            headers["X-Forwarded-For"] = address
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
         # Paths carry ids taken from the portal's own URLs: escape what would break or redirect the
         # request (control characters were a 500, "?" or "#" would cut the path short).

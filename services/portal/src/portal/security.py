@@ -21,6 +21,7 @@ from fastapi import Request
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.responses import Response
 
+from portal.clients import CLIENT_ADDRESS
 from portal.config import Settings
 from shared.logging import get_logger
 
@@ -137,6 +138,7 @@ class PortalMiddleware(BaseHTTPMiddleware):
         self.allow_http_frames = settings.is_local
 
     async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        CLIENT_ADDRESS.set(request.client.host if request.client else None)
         request.state.session = Session(self.codec.loads(request.cookies.get(SESSION_COOKIE)))
         asked = request.query_params.get("lang")
         request.state.lang = asked if asked in LANGUAGES else (

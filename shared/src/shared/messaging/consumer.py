@@ -3,7 +3,8 @@
 - unknown event type → acknowledged and logged (tolerant reader), never dead-lettered;
 - missing headers, bad JSON, schema violation, ``PoisonEvent`` → dead-lettered at once;
 - other handler errors → a few retries with backoff, then dead-lettered;
-- database unreachable → retried until it is back (the message is not at fault).
+- database unreachable, or write conflicts still colliding after the unit of work's retries →
+  retried until they pass (the message is not at fault).
 Each partition is processed sequentially (FastStream #2618: a concurrent
 subscriber's commit can skip a message still in flight).
 """
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 from shared.contracts.base import CloudEventHeaders, Event
 from shared.logging import bound_contextvars, get_logger
 from shared.messaging.deadletters import DeadLetters, RawRecord
-from shared.mongo import is_unavailable
+from shared.mongo import is_transient, is_unavailable
 from shared.uow import AlreadyProcessed, Tx, UnitOfWork
 
 log = get_logger(__name__)
@@ -139,8 +140,11 @@ class EventConsumer:
             except PoisonEvent as exc:
                 return await self._dead_letter(record, str(exc), ce)
             except Exception as exc:
-                if is_unavailable(exc):
-                    log.warning("event.db_unavailable", error=repr(exc))
+                # Database down, or write conflicts outlasting the unit of work's own retries (other
+                # writers on the same documents): not the message's fault, so never a dead letter.
+                if is_transient(exc):
+                    log.warning("event.db_unavailable" if is_unavailable(exc) else "event.write_conflict",
+                                error=repr(exc))
                     await asyncio.sleep(outage_delay)
                     outage_delay = min(outage_delay * 2, 5.0)
                     continue

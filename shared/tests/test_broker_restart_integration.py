@@ -1,0 +1,75 @@
+"""The local broker (Tansu) keeps topics in memory: after its restart they are gone. A running
+service must recreate them so its consumers get partitions again and events flow without a
+restart (found by tests/faults: no event was consumed after an empty-broker restart)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.config import BaseServiceSettings
+from shared.contracts.base import Event
+from shared.contracts.topics import ALL_TOPICS
+from shared.runtime import ServiceRuntime
+from shared.testing.eventually import eventually
+from shared.testing.infra import start_infra, unique_db
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+class StopNoteV1(Event):
+    TYPE: ClassVar[str] = "test.restart.note.v1"
+    TOPIC: ClassVar[str] = ALL_TOPICS[0]  # a topic the runtime creates and keeps
+    stop_id: str
+
+
+@pytest.fixture
+def own_infra():
+    infra = start_infra()
+    yield infra
+    infra.stop()
+
+
+async def topics(bootstrap: str) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def test_topics_come_back_and_events_flow_after_an_empty_broker_restart(own_infra):
+    settings = BaseServiceSettings(service_name=unique_db("svc"), mongo_url=own_infra.mongo_url,
+                                   kafka_bootstrap=own_infra.kafka_bootstrap, kafka_partitions=1,
+                                   relay_poll_seconds=0.2)
+    runtime = ServiceRuntime(settings)
+
+    @runtime.consumer.on(StopNoteV1)
+    async def on_note(event: StopNoteV1, tx, ce) -> None:
+        await tx.db.seen.insert_one({"stop_id": event.stop_id}, session=tx.session)
+
+    async def emit(stop_id: str) -> None:
+        async def work(tx):
+            tx.emit(StopNoteV1(stop_id=stop_id))
+        await runtime.uow.run(work)
+
+    await runtime.start()
+    try:
+        await emit("before")
+        await eventually(lambda: runtime.db.seen.find_one({"stop_id": "before"}), timeout=60, interval=0.2)
+
+        own_infra.kafka.stop()
+        own_infra.start_kafka()  # empty: no topics, no offsets
+        await eventually(lambda: _has_all(own_infra.kafka_bootstrap), timeout=30, interval=0.5)
+
+        await emit("after")
+        await eventually(lambda: runtime.db.seen.find_one({"stop_id": "after"}), timeout=60, interval=0.2)
+    finally:
+        await runtime.stop()
+
+
+async def _has_all(bootstrap: str) -> bool:
+    return set(ALL_TOPICS) <= await topics(bootstrap)
