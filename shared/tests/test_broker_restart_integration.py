@@ -58,8 +58,9 @@ async def test_topics_come_back_and_events_flow_after_an_empty_broker_restart(ow
 
     await runtime.start()
     try:
-        await emit("before")
-        await eventually(lambda: runtime.db.seen.find_one({"stop_id": "before"}), timeout=60, interval=0.2)
+        for n in range(10):  # the consumer's position moves well past where the new log starts
+            await emit(f"before-{n}")
+        await eventually(lambda: runtime.db.seen.find_one({"stop_id": "before-9"}), timeout=60, interval=0.2)
 
         own_infra.kafka.stop()
         own_infra.start_kafka()  # empty: no topics, no offsets
