@@ -17,7 +17,7 @@ test: env system-deps
 	# Fast layers in parallel (each worker starts its own broker and database on free ports)...
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not e2e and not browser and not faults" -q
 	# ...then the layers that start the whole stack, in one process (one stack).
-	$(PY) -m pytest -m "e2e or browser or faults" -q -p no:randomly
+	$(PY) -m pytest -m "e2e or browser or faults" -q
 
 test-fast: env
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not integration and not e2e and not browser and not faults" -q

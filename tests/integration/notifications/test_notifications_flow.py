@@ -264,3 +264,39 @@ async def test_webhooks_are_signed_retried_dead_lettered_and_disabled(env):
     await env["mail"].wait_for(lambda seen: any(m["To"][0]["Address"] == "partner@example.org" for m in seen))
     dead = (await client.get("/api/v1/deliveries", params={"recipient": bad["id"]}, headers=env["auth"])).json()["items"]
     assert [(d["status"], d.get("dead_lettered")) for d in dead] == [("failed", True)]
+
+
+async def test_a_cancelled_stop_sends_each_attendee_one_email_with_a_cancelling_calendar(env):
+    from shared.contracts.registration import RegistrationCancelledV1
+    from shared.contracts.venues import StopCancelledV1
+
+    mail = env["mail"]
+    stop_id = f"stop-{uuid.uuid4().hex[:8]}"
+    stop = STOP.model_copy(update={"stop_id": stop_id})
+    await publish(env, StopRegistrationOpenedV1(stop_id=stop_id, stop=stop))
+    people = {"early@example.org": "reg-early", "late@example.org": "reg-late"}
+    for email, reg_id in people.items():
+        await publish(env, registration(RegistrationConfirmedV1, reg_id, email, status="confirmed",
+                                        check_in_code=f"CHK-{reg_id}").model_copy(update={"stop_id": stop_id}))
+
+    def to(email, seen):
+        return [m for m in seen if m["To"][0]["Address"] == email]
+
+    await mail.wait_for(lambda seen: all(to(e, seen) for e in people), timeout=20)
+    # Registration may cancel a place before notifications hears of the stop's cancellation…
+    await publish(env, registration(RegistrationCancelledV1, "reg-early", "early@example.org", status="cancelled",
+                                    by="organiser").model_copy(update={"stop_id": stop_id}))
+    await mail.wait_for(lambda seen: len(to("early@example.org", seen)) == 2, timeout=20)
+    cancelled = stop.model_copy(update={"status": "cancelled", "sequence": stop.sequence + 1})
+    await publish(env, StopCancelledV1(stop_id=stop_id, stop=cancelled, reason="Intempéries"))
+    # …or after it: either way one email each.
+    await mail.wait_for(lambda seen: len(to("late@example.org", seen)) == 2, timeout=20)
+    await publish(env, registration(RegistrationCancelledV1, "reg-late", "late@example.org", status="cancelled",
+                                    by="organiser").model_copy(update={"stop_id": stop_id}))
+    await asyncio.sleep(2.0)  # a second email would arrive by now
+    seen = await mail.messages()
+    for email in people:
+        mails = to(email, seen)
+        assert len(mails) == 2, [m["Subject"] for m in mails]  # confirmed, then one cancellation
+        detail = await mail.message(mails[0]["ID"])  # newest first
+        assert any(a["ContentType"] == "text/calendar" for a in detail["Attachments"]), email

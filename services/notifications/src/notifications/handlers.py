@@ -61,6 +61,12 @@ class EventHandlers:
         # A transfer's own email covers the cancellation of the original place.
         if isinstance(event, reg.RegistrationCancelledV1) and event.by == "transfer":
             kind = None
+        stop = await repo.load_stop(tx.db, event.stop_id, tx.session)
+        # A stop's cancellation email already told its attendees; the places registration
+        # cancels because of it must not bring a second email.
+        if isinstance(event, reg.RegistrationCancelledV1) and event.by == "organiser" and stop is not None \
+                and stop.status == "cancelled":
+            kind = None
         if kind:
             data = self._registration_data(event, kind)
             if isinstance(event, reg.RegistrationTransferredV1):
@@ -69,7 +75,6 @@ class EventHandlers:
             await repo.enqueue(tx.db, [repo.new_delivery(
                 notification_key(ce.id, attendee["email"], kind), channel="email", kind=kind,
                 recipient=attendee["email"], locale=attendee["locale"], data=data)], tx.session)
-        stop = await repo.load_stop(tx.db, event.stop_id, tx.session)
         await self._plan_reminder(tx, attendee, stop)
 
     @staticmethod

@@ -34,7 +34,9 @@ _MONTHS = {"fr": ["janvier", "février", "mars", "avril", "mai", "juin", "juille
            "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September",
                   "October", "November", "December"]}
 # Kinds whose email carries the stop's calendar entry.
-_WITH_ICS = {"registration_confirmed", "stop_postponed", "stop_cancelled", "reminder"}
+_WITH_ICS = {"registration_confirmed", "registration_cancelled", "stop_postponed", "stop_cancelled", "reminder"}
+# A cancelled place or stop sends METHOD:CANCEL, so calendar apps remove the entry.
+_CANCELLING = {"registration_cancelled", "stop_cancelled"}
 # Folding at 78 columns would turn the long List-Unsubscribe URL into RFC 2047
 # encoded-words that mail clients cannot use; RFC 5322 allows 998.
 WIRE = email.policy.SMTP.clone(max_line_length=998)
@@ -237,7 +239,7 @@ class Composer:
         if kind == "registration_confirmed" and data.get("check_in_code"):
             _attach_qr(msg, data["check_in_code"])
         if kind in _WITH_ICS and stop is not None:
-            cancelled = kind == "stop_cancelled" or stop.status == "cancelled"
+            cancelled = kind in _CANCELLING or stop.status == "cancelled"
             method = "CANCEL" if cancelled else "REQUEST"
             msg.add_attachment(stop_calendar(stop, method=method), maintype="text", subtype="calendar",
                                filename="intercotour.ics", params={"method": method})
