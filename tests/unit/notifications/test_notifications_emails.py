@@ -132,8 +132,11 @@ def test_format_when_uses_paris_time():
     ("replay_digest", {"job": "replay:b1:1", "variant": "follower", "first_name": ""}, None),
     ("new_stop", {"stop_id": "stop-1"}, STOP),
 ])
-def test_list_mail_rendered_once_per_batch_is_the_same_email_per_recipient(composer, kind, data, stop):
+def test_list_mail_rendered_once_per_batch_is_the_same_email_per_recipient(composer, kind, data, stop, monkeypatch):
     """The fan-out path renders a template once and fills in name, links and recipient per person."""
+    # Signed links carry an expiry in seconds: a second ticking between the two renderings
+    # would make their tokens differ (seen in CI), so both render at the same instant.
+    monkeypatch.setattr("shared.auth.time.time", lambda: 1_800_000_000.0)
     extra = {"replays": [{"title": "Plénière", "url": "https://v.example/1", "duration_s": 3600}], "city": "Rouen"}
     cache: dict = {}
     for who in ("ann@example.org", "bob@example.org"):

@@ -275,7 +275,9 @@ class EmailSender:
                     await repo.record_outcomes(self.db, [(d, o) for d, o, _ in outcomes])
                     for email, reply in bounced:
                         await repo.suppress(self.db, email, "bounced", reply)
-                except Exception:
+                except BaseException:
+                    # Cancelled too (a graceful stop cancels the periodic flush mid-write): the
+                    # outcomes go back, so the final flush records them and no send is repeated.
                     self._outcomes[:0] = outcomes
                     self._bounced[:0] = bounced
                     raise
