@@ -35,8 +35,6 @@ def outbox_record(event: Event, *, source: str, correlation_id: str | None, caus
         correlation_id=correlation_id,
         causation_id=causation_id,
     )
-    if correlation_id is None:
-        ce = CloudEventHeaders(type=ce.type, source=source, id=ce.id, time=ce.time, subject=ce.subject, correlation_id=ce.id)
     return {
         "_id": ce.id,
         "topic": event.TOPIC,
