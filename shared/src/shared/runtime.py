@@ -82,7 +82,7 @@ class ServiceRuntime:
         await _retry_start("kafka broker", self.broker.start)
         await self.relay.start()
         await self.timers.start()
-        self._extra_tasks.append(asyncio.create_task(self._keep_topics(), name="topic-guard"))
+        self.background(self._keep_topics())
         self.started = True
         log.info("runtime.started", topics=self.consumer.topics)
 

@@ -119,7 +119,7 @@ class EventConsumer:
             try:
                 event = route.model.model_validate(json.loads(record.value))
             except (ValueError, ValidationError) as exc:
-                return await self._dead_letter(record, f"invalid {ce.type}: {_short(exc)}", ce)
+                return await self._dead_letter(record, f"invalid {ce.type}: {_short(exc)}")
             return await self._apply(record, ce, route, event)
 
     async def _apply(self, record: RawRecord, ce: CloudEventHeaders, route: Route, event: Event) -> str:
@@ -138,7 +138,7 @@ class EventConsumer:
                 log.info("event.duplicate")
                 return "duplicate"
             except PoisonEvent as exc:
-                return await self._dead_letter(record, str(exc), ce)
+                return await self._dead_letter(record, str(exc))
             except Exception as exc:
                 # Database down, or write conflicts outlasting the unit of work's own retries (other
                 # writers on the same documents): not the message's fault, so never a dead letter.
@@ -150,11 +150,11 @@ class EventConsumer:
                     continue
                 failures += 1
                 if failures > self._retries:
-                    return await self._dead_letter(record, f"{type(exc).__name__}: {exc}", ce)
+                    return await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
                 log.warning("event.retry", attempt=failures, error=repr(exc))
                 await asyncio.sleep(random.uniform(0.5, 1.0) * self._base_delay * 2**failures)
 
-    async def _dead_letter(self, record: RawRecord, reason: str, ce: CloudEventHeaders | None = None) -> str:
+    async def _dead_letter(self, record: RawRecord, reason: str) -> str:
         log.error("event.dead_lettered", reason=reason, topic=record.topic, partition=record.partition, offset=record.offset)
         await self._dead_letters.record(record, reason, consumer=self.service)
         return "dead_lettered"
