@@ -110,7 +110,13 @@ async def test_relay_publishes_in_order_per_key_and_marks_everything(runtime):
     for key in ("a", "b", "c"):
         seen = [d["n"] async for d in runtime.db.seen.find({"key": key}).sort("_id", 1)]
         assert seen == list(range(30)), f"key {key} consumed out of commit order"
-    assert await runtime.db.outbox.count_documents({}) == 0, "published records leave the outbox"
+
+    async def outbox_empty():
+        return await runtime.db.outbox.count_documents({}) == 0
+
+    await eventually(outbox_empty, timeout=10)  # published records are deleted, in the background
+    positions = {p["_id"]: p["seq"] async for p in runtime.db.outbox_positions.find({})}
+    assert positions == {"a": 30, "b": 30, "c": 30}
 
 
 async def test_relay_crash_between_publish_and_mark_is_absorbed_by_the_inbox(runtime, monkeypatch):
@@ -118,20 +124,21 @@ async def test_relay_crash_between_publish_and_mark_is_absorbed_by_the_inbox(run
     await emit(runtime, "dup", 1)
     await emit(runtime, "dup", 2)
 
-    collection = runtime.relay._outbox
-    original = collection.bulk_write
+    positions = runtime.db.outbox_positions
+    original = positions.bulk_write
     calls = {"n": 0}
 
     async def crash_once(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 1:
-            raise ConnectionError("relay killed before marking")
+            raise ConnectionError("relay killed before recording the positions")
         return await original(*args, **kwargs)
 
-    monkeypatch.setattr(collection, "bulk_write", crash_once)
+    monkeypatch.setattr(runtime.relay, "_positions", positions)
+    monkeypatch.setattr(positions, "bulk_write", crash_once)
     with pytest.raises(ConnectionError):
-        await runtime.relay.publish_batch()  # published, not marked
-    assert await runtime.relay.publish_batch() == 2  # a new relay publishes the same records again
+        await runtime.relay.publish_batch()  # published, position not recorded
+    assert await runtime.relay.publish_batch() == 2  # starting over from the outbox: the same records again
 
     async def both_applied():
         return await runtime.db.counters.count_documents({"_id": {"$in": ["dup:1", "dup:2"]}}) == 2

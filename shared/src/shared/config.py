@@ -49,6 +49,9 @@ class BaseServiceSettings(BaseSettings):
     relay_watch: bool = False
     # After a wake, wait this long so one batch carries the commits of a burst.
     relay_linger_seconds: float = Field(default=0.005, ge=0)
+    # Published events kept in memory and republished to a broker that lost its log: the
+    # local memory-only broker after a restart. A durable Kafka keeps them itself.
+    relay_retain_seconds: float = Field(default=0.0, ge=0)
     timer_poll_seconds: float = Field(default=1.0, gt=0)
     lease_seconds: float = Field(default=10.0, gt=0)
     consumer_retries: int = Field(default=3, ge=0)

@@ -17,7 +17,6 @@ from shared.messaging.broker import Producer, ensure_topics, make_broker
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.deadletters import DEAD_LETTER_INDEXES, DeadLetters
 from shared.messaging.lease import Lease
-from shared.messaging.outbox import OUTBOX_INDEXES
 from shared.messaging.relay import OutboxRelay
 from shared.mongo import IndexSpec, ensure_indexes, make_client, ping
 from shared.timers import TimerHandler, TimerRunner
@@ -40,13 +39,14 @@ class ServiceRuntime:
             poll_seconds=settings.relay_poll_seconds,
             watch=settings.relay_watch,
             linger_seconds=settings.relay_linger_seconds,
+            retain_seconds=settings.relay_retain_seconds,
         )
         self.timer_handlers: dict[str, TimerHandler] = {}
         self.uow = UnitOfWork(
             self.client,
             self.db,
             source=settings.service_name,
-            on_events=self.relay.wake,
+            on_events=self.relay.hand_over,
             on_timers=lambda: self.timers.wake(),
         )
         self.timers = TimerRunner(
@@ -62,7 +62,7 @@ class ServiceRuntime:
             dead_letters=self.dead_letters,
             retries=settings.consumer_retries,
         )
-        self._indexes = [*OUTBOX_INDEXES, *UOW_INDEXES, *DEAD_LETTER_INDEXES, *indexes]
+        self._indexes = [*UOW_INDEXES, *DEAD_LETTER_INDEXES, *indexes]
         self._extra_tasks: list[asyncio.Task[Any]] = []
         self.started = False
 

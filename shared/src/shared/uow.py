@@ -79,7 +79,7 @@ class UnitOfWork:
         db: AsyncDatabase,
         *,
         source: str,
-        on_events: Callable[[], None] | None = None,
+        on_events: Callable[[list[dict[str, Any]]], None] | None = None,
         on_timers: Callable[[], None] | None = None,
     ):
         self.client = client
@@ -97,22 +97,23 @@ class UnitOfWork:
     ) -> T:
         """Run ``work`` in a retried transaction; events and timers commit with it."""
         last_tx: list[Tx] = []
+        last_records: list[dict[str, Any]] = []
 
         async def attempt(session: AsyncClientSession) -> T:
             tx = Tx(session, self.db, self.source, correlation_id, causation_id)
             last_tx[:] = [tx]
             result = await work(tx)
-            records = [
+            last_records[:] = [
                 outbox_record(e, source=self.source, correlation_id=correlation_id, causation_id=causation_id)
                 for e in tx.events
             ]
-            await write_outbox(self.db, session, records)
+            await write_outbox(self.db, session, last_records)
             return result
 
         result = await run_in_transaction(self.client, attempt)
         tx = last_tx[0]
-        if tx.events and self._on_events:
-            self._on_events()
+        if last_records and self._on_events:
+            self._on_events(list(last_records))
         if tx.timers_changed and self._on_timers:
             self._on_timers()
         return result

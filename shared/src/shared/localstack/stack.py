@@ -86,6 +86,8 @@ class LocalStack:
             "JWT_PUBLIC_KEY_FILE": str(self.public_key),
             "LINK_SECRET": f"{LOCAL_LINK_SECRET}-{name}",
             "LOG_FORMAT": os.environ.get("INTERCOTOUR_LOG_FORMAT", "console"),
+            # Tansu keeps its log in memory: keep 10 minutes of published events to give it back.
+            "RELAY_RETAIN_SECONDS": "600",
         }
         if name == "venues":
             env["KEYS_DIR"] = str(self.keys_dir)

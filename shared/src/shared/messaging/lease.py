@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -23,10 +24,19 @@ class Lease:
         # host:pid first, so an operator (and the scale-out test) can tell which instance holds it.
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.held = False
+        self._renewed = 0.0
+
+    async def hold(self) -> bool:
+        """Like acquire(), without a write while the last renewal is under a third of the ttl old:
+        the relay checks its lease before every batch."""
+        if self.held and time.monotonic() - self._renewed < self.ttl.total_seconds() / 3:
+            return True
+        return await self.acquire()
 
     async def acquire(self) -> bool:
         """Take or renew the lease; False while another live owner holds it."""
         now = datetime.now(UTC)
+        started = time.monotonic()
         try:
             await self._locks.find_one_and_update(
                 {"_id": self.name, "$or": [{"owner": self.owner}, {"expires_at": {"$lt": now}}]},
@@ -34,6 +44,7 @@ class Lease:
                 upsert=True,
             )
             self.held = True
+            self._renewed = started
         except DuplicateKeyError:
             self.held = False
         return self.held

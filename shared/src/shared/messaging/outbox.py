@@ -16,15 +16,12 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.contracts.base import CloudEventHeaders, Event
-from shared.mongo import IndexSpec
 
 OUTBOX = "outbox"
 OUTBOX_SEQ = "outbox_seq"
-
-# A record is deleted once published: the outbox holds exactly what is still to
-# publish, and the relay's marking is one cheap delete per record (measured in
-# bench/event_latency.py: a bulk delete costs half a bulk update on SecantusDB).
-OUTBOX_INDEXES = [IndexSpec(OUTBOX, [("created_at", 1), ("seq", 1)])]
+# Published-through seq per key, written by the relay only (never by the writers'
+# transactions, so marking a batch published cannot make a writer's commit conflict).
+OUTBOX_POSITIONS = "outbox_positions"
 
 
 def outbox_record(event: Event, *, source: str, correlation_id: str | None, causation_id: str | None) -> dict[str, Any]:
