@@ -132,3 +132,6 @@ class OutboxRelay:
             except Exception as exc:
                 log.debug("relay.watch_restart", error=repr(exc))
                 await asyncio.sleep(self._poll)
+
+    def broker_reset(self) -> None:
+        self.wake()
