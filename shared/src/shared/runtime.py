@@ -63,7 +63,7 @@ class ServiceRuntime:
             dead_letters=self.dead_letters,
             retries=settings.consumer_retries,
         )
-        # Replaces a 2 s topic guard: a new log also needs its topics (Tansu does not recreate them).
+        # Also recreates the topics a new broker log lacks (Tansu does not recreate them).
         self.broker_watch = BrokerWatch(settings.kafka_bootstrap, ALL_TOPICS, settings.kafka_partitions)
         self.broker_watch.on_new_log(self.consumer.rewind)
         self.broker_watch.on_new_log(self._relay_broker_reset)
