@@ -4,14 +4,18 @@ restart (found by tests/faults: no event was consumed after an empty-broker rest
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import ClassVar
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.config import BaseServiceSettings
 from shared.contracts.base import Event
 from shared.contracts.topics import ALL_TOPICS
+from shared.messaging.broker import ensure_topics
 from shared.runtime import ServiceRuntime
 from shared.testing.eventually import eventually
 from shared.testing.infra import start_infra, unique_db
@@ -74,3 +78,66 @@ async def test_topics_come_back_and_events_flow_after_an_empty_broker_restart(ow
 
 async def _has_all(bootstrap: str) -> bool:
     return set(ALL_TOPICS) <= await topics(bootstrap)
+
+
+async def test_a_consumer_past_the_new_log_start_misses_nothing_after_an_empty_broker_restart(own_infra):
+    """Issue #8. The consumer has reached offset 11 of a 1-partition topic when the broker comes back
+    empty and 25 events land in the new log before the consumer is back: all 25 must be handled.
+    Without the epoch reset the consumer resumes at its old position (in memory, then committed into
+    the new broker) and skips offsets 0..10 of the new log."""
+    settings = BaseServiceSettings(service_name=unique_db("svc"), mongo_url=own_infra.mongo_url,
+                                   kafka_bootstrap=own_infra.kafka_bootstrap, kafka_partitions=1,
+                                   relay_poll_seconds=0.2)
+    runtime = ServiceRuntime(settings)
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    @runtime.consumer.on(StopNoteV1)
+    async def on_note(event: StopNoteV1, tx, ce) -> None:
+        if event.stop_id == "hold":  # the consumer is busy while the broker restarts
+            entered.set()
+            await release.wait()
+        await tx.db.seen.insert_one({"stop_id": event.stop_id}, session=tx.session)
+
+    async def emit(stop_id: str) -> None:
+        async def work(tx):
+            tx.emit(StopNoteV1(stop_id=stop_id))
+        await runtime.uow.run(work)
+
+    await runtime.start()
+    try:
+        for n in range(10):
+            await emit(f"before-{n}")
+        await emit("hold")  # offset 10: the consumer's position is 11 while it handles it
+        await eventually(entered.is_set, timeout=60, interval=0.1)
+
+        own_infra.kafka.stop()
+        own_infra.start_kafka()  # empty, and a new cluster id
+        await ensure_topics(own_infra.kafka_bootstrap, ALL_TOPICS, 1)
+        after = [f"after-{n}" for n in range(25)]
+        await publish_raw(own_infra.kafka_bootstrap, after)  # offsets 0..24 of the new log
+        release.set()
+
+        async def all_handled() -> bool:
+            seen = {d["stop_id"] async for d in runtime.db.seen.find({"stop_id": {"$in": after}})}
+            assert seen == set(after), f"missing {sorted(set(after) - seen, key=lambda s: int(s[6:]))}"
+            return True
+
+        await eventually(all_handled, timeout=60, interval=0.5)
+    finally:
+        release.set()
+        await runtime.stop()
+
+
+async def publish_raw(bootstrap: str, stop_ids: list[str]) -> None:
+    """What another service's relay publishes into the new log (CloudEvents headers, JSON body)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for stop_id in stop_ids:
+            event = StopNoteV1(stop_id=stop_id)
+            headers = [("ce_id", uuid.uuid4().hex.encode()), ("ce_type", StopNoteV1.TYPE.encode()),
+                       ("ce_source", b"test"), ("ce_specversion", b"1.0")]
+            await producer.send_and_wait(StopNoteV1.TOPIC, value=event.model_dump_json().encode(),
+                                         key=stop_id.encode(), headers=headers)
+    finally:
+        await producer.stop()

@@ -2,7 +2,8 @@
 
 Every error leaves as ``{"error": code, "detail": text, "fields": {...}}``;
 validation errors are 422 naming each field; an unreachable database is a 503
-(never a 500), so a client knows to retry.
+(never a 500), so a client knows to retry; so is every write while the broker is
+unreachable.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from shared.mongo import is_transient, is_unavailable
 log = get_logger("http")
 
 MAX_BODY_BYTES = 256 * 1024
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def error_response(status: int, code: str, detail: str, fields: dict[str, Any] | None = None,
@@ -72,6 +74,25 @@ def unexpected_error_response(exc: Exception) -> JSONResponse:
         return error_response(503, "unavailable", "too many concurrent changes; retry shortly", headers={"Retry-After": "1"})
     log.exception("http.unhandled", error=repr(exc))
     return error_response(500, "internal_error", "unexpected error; it has been logged")
+
+
+def install_write_guard(app: FastAPI, runtime: Any) -> None:
+    """While the broker is unreachable, refuse writes (issue #2): their events could not be
+    published, so the client is told to retry rather than left believing the change went through.
+    A write accepted just before the outage was noticed keeps its events in the outbox and they are
+    published once the broker is back. Reads are still served."""
+    watch = getattr(runtime, "broker_watch", None)
+    if watch is None:
+        return
+
+    @app.middleware("http")
+    async def refuse_writes_without_broker(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        # (a runtime that was never started has no watch running: nothing to go by)
+        if request.method in UNSAFE_METHODS and runtime.started and not watch.available:
+            log.warning("http.broker_unavailable", method=request.method, path=request.url.path)
+            return error_response(503, "unavailable", "the message broker is unavailable; retry shortly",
+                                  headers={"Retry-After": "2"})
+        return await call_next(request)
 
 
 def install_request_context(app: FastAPI, max_body_bytes: int) -> None:
@@ -124,6 +145,7 @@ def create_http_app(
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     install_error_handlers(app)
+    install_write_guard(app, runtime)  # added first so that it runs inside the request context
     install_request_context(app, max_body_bytes)
     app.state.runtime = runtime
 

@@ -14,6 +14,7 @@ from shared.config import BaseServiceSettings
 from shared.contracts.topics import ALL_TOPICS
 from shared.logging import get_logger
 from shared.messaging.broker import Producer, ensure_topics, make_broker
+from shared.messaging.brokerwatch import BrokerWatch
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.deadletters import DEAD_LETTER_INDEXES, DeadLetters
 from shared.messaging.lease import Lease
@@ -32,6 +33,8 @@ class ServiceRuntime:
         self.db = self.client[settings.mongo_db]
         self.broker: KafkaBroker = make_broker(settings)
         self.producer = Producer(settings)
+        # Also recreates the topics a new broker log lacks (Tansu does not recreate them).
+        self.broker_watch = BrokerWatch(settings.kafka_bootstrap, ALL_TOPICS, settings.kafka_partitions)
         self.relay = OutboxRelay(
             self.db,
             self.producer,
@@ -40,6 +43,7 @@ class ServiceRuntime:
             watch=settings.relay_watch,
             linger_seconds=settings.relay_linger_seconds,
             retain_seconds=settings.relay_retain_seconds,
+            gate=self.broker_watch.admit,
         )
         self.timer_handlers: dict[str, TimerHandler] = {}
         self.uow = UnitOfWork(
@@ -62,6 +66,8 @@ class ServiceRuntime:
             dead_letters=self.dead_letters,
             retries=settings.consumer_retries,
         )
+        self.broker_watch.on_new_log(self.consumer.rewind)
+        self.broker_watch.on_new_log(self._relay_broker_reset)
         self._indexes = [*UOW_INDEXES, *DEAD_LETTER_INDEXES, *indexes]
         self._extra_tasks: list[asyncio.Task[Any]] = []
         self.started = False
@@ -77,12 +83,13 @@ class ServiceRuntime:
         await _retry_start("mongo", lambda: ensure_indexes(self.db, self._indexes))
         await _retry_start("kafka topics", lambda: ensure_topics(
             self.settings.kafka_bootstrap, ALL_TOPICS, self.settings.kafka_partitions))
-        self.consumer.attach(self.broker)
+        self.consumer.attach(self.broker, self.broker_watch)
         await _retry_start("kafka producer", self.producer.start)
         await _retry_start("kafka broker", self.broker.start)
         await self.relay.start()
         await self.timers.start()
-        self.background(self._keep_topics())
+        await self.broker_watch.check()  # learn the cluster id before anything can change it
+        self.background(self.broker_watch.run())
         self.started = True
         log.info("runtime.started", topics=self.consumer.topics)
 
@@ -101,18 +108,9 @@ class ServiceRuntime:
         await self.client.close()
         self.started = False
 
-    async def _keep_topics(self, every: float = 2.0) -> None:
-        """Recreate topics that vanished. The local broker (Tansu) keeps them in memory: after its
-        restart they are gone, consumers are assigned no partitions and offsets cannot be committed
-        until they exist again (found by tests/faults; see docs/reliability.md)."""
-        while True:
-            await asyncio.sleep(every)
-            try:
-                await ensure_topics(self.settings.kafka_bootstrap, ALL_TOPICS, self.settings.kafka_partitions)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # broker down: try again later
-                log.debug("runtime.topics_unchecked", error=repr(exc))
+    async def _relay_broker_reset(self) -> None:
+        """Events already published were lost with the old log: the relay republishes what it kept."""
+        self.relay.broker_reset()
 
     async def readiness(self) -> dict[str, str]:
         """Each dependency's state; the service is ready when all say ok."""

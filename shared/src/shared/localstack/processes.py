@@ -9,7 +9,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,15 +58,16 @@ class ManagedProcess:
     """A child process in its own process group, so stopping it leaves no orphans."""
 
     name: str
-    args: Sequence[str]
+    args: Sequence[str] | Callable[[], Sequence[str]]  # a callable is asked again at every start
     env: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
     proc: subprocess.Popen | None = None
 
     def start(self) -> "ManagedProcess":
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        args = self.args() if callable(self.args) else self.args
         self.proc = subprocess.Popen(
-            list(self.args), env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT,
+            list(args), env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         return self
@@ -101,11 +103,14 @@ def tansu_binary() -> str:
 
 
 def tansu(port: int, log_path: Path | None = None) -> ManagedProcess:
+    """Tansu keeps everything in memory, so each start is a new, empty log: it gets a cluster id of
+    its own, which tells the running services (shared.messaging.brokerwatch) to reset."""
     url = f"tcp://127.0.0.1:{port}"
+    binary = tansu_binary()
     return ManagedProcess(
         "kafka",
-        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
+        lambda: [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                 "--storage-engine", "memory://tansu/", "--cluster-id", f"tansu-{uuid.uuid4().hex}"],
         env={"RUST_LOG": os.environ.get("RUST_LOG", "warn")},
         log_path=log_path,
     )

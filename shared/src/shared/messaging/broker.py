@@ -78,12 +78,17 @@ async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int, 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
-        missing = [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in topics if t not in existing]
-        if missing:
-            try:
-                await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
+        await create_missing_topics(admin, topics, partitions, replication)
     finally:
         await admin.close()
+
+
+async def create_missing_topics(admin: AIOKafkaAdminClient, topics: Iterable[str], partitions: int,
+                                replication: int = 1) -> None:
+    existing = set(await admin.list_topics())
+    missing = [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in topics if t not in existing]
+    if missing:
+        try:
+            await admin.create_topics(missing)
+        except TopicAlreadyExistsError:
+            pass

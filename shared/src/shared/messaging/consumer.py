@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from shared.contracts.base import CloudEventHeaders, Event
 from shared.logging import bound_contextvars, get_logger
+from shared.messaging.brokerwatch import BrokerWatch
 from shared.messaging.deadletters import DeadLetters, RawRecord
 from shared.mongo import is_transient, is_unavailable
 from shared.uow import AlreadyProcessed, Tx, UnitOfWork
@@ -59,6 +60,7 @@ class EventConsumer:
         self._base_delay = retry_base_delay
         self._routes: dict[str, Route] = {}
         self._extra_topics: set[str] = set()
+        self._subscriber: Any = None
 
     def on(self, model: type[Event]) -> Callable[[EventHandler], EventHandler]:
         def register(handler: EventHandler) -> EventHandler:
@@ -80,20 +82,27 @@ class EventConsumer:
     def topics(self) -> list[str]:
         return sorted({route.model.TOPIC for route in self._routes.values()} | self._extra_topics)
 
-    def attach(self, broker: KafkaBroker) -> None:
-        """One sequential subscriber over every topic this service consumes, group = service."""
+    def attach(self, broker: KafkaBroker, watch: BrokerWatch | None = None) -> None:
+        """One sequential subscriber over every topic this service consumes, group = service.
+        With a ``watch``, each message first passes its gate (see shared.messaging.brokerwatch)."""
         if not self.topics:
             return
-
-        @broker.subscriber(
+        subscriber = self._subscriber = broker.subscriber(
             *self.topics,
             group_id=self.service,
             auto_offset_reset="earliest",
             decoder=_keep_raw_body,
             title=f"{self.service}-events",
         )
+
+        @subscriber
         async def on_message(msg: KafkaMessage) -> None:
             raw = msg.raw_message
+            if watch is not None and not await watch.admit():
+                # Fetched from the old log before the rewind: acknowledging it commits the rewound
+                # position, and the record at these coordinates of the new log is read again.
+                log.info("event.skipped_old_log", topic=raw.topic, partition=raw.partition, offset=raw.offset)
+                return
             await self.process(
                 RawRecord(
                     topic=raw.topic,
@@ -104,6 +113,22 @@ class EventConsumer:
                     headers=list(raw.headers or []),
                 )
             )
+
+    async def rewind(self) -> None:
+        """Read every assigned partition again from its first record, and commit that start, so no
+        offset reached in an old log (in memory or committed) is used in a new one. The inbox absorbs
+        what is read twice. Partitions assigned later start from those commits (or the earliest)."""
+        consumer = getattr(self._subscriber, "consumer", None)  # aiokafka's, while the subscriber runs
+        if consumer is None:
+            return
+        assigned = consumer.assignment()
+        if not assigned:
+            return
+        starts = await consumer.beginning_offsets(list(assigned))
+        for partition, offset in starts.items():
+            consumer.seek(partition, offset)
+        await consumer.commit({partition: offset for partition, offset in starts.items()})
+        log.warning("consumer.rewound", partitions={f"{tp.topic}:{tp.partition}": o for tp, o in starts.items()})
 
     async def process(self, record: RawRecord) -> str:
         """Handle one record; returns the outcome: handled, duplicate, ignored or dead_lettered."""

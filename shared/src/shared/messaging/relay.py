@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from itertools import islice
 from typing import Any
 
@@ -60,6 +61,7 @@ class OutboxRelay:
         watch: bool = False,
         linger_seconds: float = 0.0,
         retain_seconds: float = 0.0,
+        gate: Callable[[], Awaitable[Any]] | None = None,
     ):
         self._db = db
         self._outbox = db[OUTBOX]
@@ -71,6 +73,9 @@ class OutboxRelay:
         self._watch = watch
         self._linger = linger_seconds
         self._retain = retain_seconds
+        # Waits while the broker is away or a new broker log is being taken up (BrokerWatch.admit):
+        # a new record must not reach a new log before the retained ones are queued again.
+        self._gate = gate
         self._wake = asyncio.Event()
         self._retire_wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -121,6 +126,8 @@ class OutboxRelay:
         backoff = 0.05
         while True:
             try:
+                if self._gate is not None:
+                    await self._gate()
                 if await self._lease.hold():
                     if await self.publish_batch() >= self._batch:
                         continue
