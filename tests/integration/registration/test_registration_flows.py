@@ -15,7 +15,7 @@ from shared.auth import LinkSigner, Principal
 from shared.contracts import venues as v
 from shared.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
 from shared.messaging.lease import Lease
-from shared.messaging.outbox import OUTBOX, OUTBOX_INDEXES
+from shared.messaging.outbox import OUTBOX
 from shared.mongo import ensure_indexes, make_client
 from shared.testing.infra import unique_db
 from shared.timers import TimerRunner
@@ -87,7 +87,7 @@ def applicant(who: str) -> Applicant:
 async def svc(infra):
     client = make_client(infra.mongo_url, app_name="registration-tests")
     db = client[unique_db("registration_flows")]
-    await ensure_indexes(db, [*UOW_INDEXES, *OUTBOX_INDEXES, *INDEXES])
+    await ensure_indexes(db, [*UOW_INDEXES, *INDEXES])
     uow, clock = UnitOfWork(client, db, source="registration"), Clock()
     signer = LinkSigner("test-secret", namespace="registration")
     links = Links(signer, "http://portal.test", 30)

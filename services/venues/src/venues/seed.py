@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from shared.errors import Conflict
-from shared.messaging.outbox import OUTBOX_INDEXES
 from shared.mongo import ensure_indexes, make_client
 from shared.uow import UOW_INDEXES, UnitOfWork
 
@@ -171,7 +170,7 @@ async def run_seed(settings: Settings) -> list[str]:
     client = make_client(settings.mongo_url, app_name=f"{settings.service_name}-seed")
     try:
         db = client[settings.mongo_db]
-        await ensure_indexes(db, [*OUTBOX_INDEXES, *UOW_INDEXES, *INDEXES])
+        await ensure_indexes(db, [*UOW_INDEXES, *INDEXES])
         uow = UnitOfWork(client, db, source=settings.service_name)
         service = build_service(uow, db, settings, signing_key=b"")  # the seed never issues tokens
         assert settings.seed_host_password is not None, "set VENUES_SEED_HOST_PASSWORD outside local mode"
