@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from shared.localstack.mailcapture import MailCapture
+from shared.localstack.processes import free_port
 from shared.testing.mail import MailCaptureClient
 
 SENDER = "noreply@intercotour.test"
@@ -57,12 +58,6 @@ def tee_time_invitation() -> EmailMessage:
 
 async def send(capture: MailCapture, message: EmailMessage) -> None:
     await aiosmtplib.send(message, hostname="127.0.0.1", port=capture.smtp_port)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def test_multipart_message_is_listed_with_mailpit_summary_fields(
