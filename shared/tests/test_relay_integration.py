@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 from typing import ClassVar
 
 import pytest
@@ -19,6 +20,7 @@ from shared.messaging.lease import Lease
 from shared.messaging.outbox import OUTBOX, OUTBOX_POSITIONS, OUTBOX_SEQ
 from shared.messaging.relay import OutboxRelay
 from shared.mongo import make_client
+from shared.privacy import _scrubbed
 from shared.testing.eventually import eventually
 from shared.testing.infra import unique_db
 from shared.uow import UnitOfWork
@@ -31,6 +33,7 @@ class TickV1(Event):
     TOPIC: ClassVar[str] = ""
     stop_id: str
     n: int
+    email: str = ""
 
 
 class Rig:
@@ -49,6 +52,7 @@ class Rig:
                                  poll_seconds=0.3, retain_seconds=retain_seconds)
         self.uow = UnitOfWork(self.client, self.db, source="test", on_events=self.relay.hand_over)
         self.elsewhere = UnitOfWork(self.client, self.db, source="test")
+        self.bodies: list[dict] = []  # the bodies the last published() read
 
     async def __aenter__(self) -> "Rig":
         await ensure_topics(self.infra.kafka_bootstrap, [self.model.TOPIC], 1)
@@ -60,9 +64,9 @@ class Rig:
         await self.producer.stop()
         await self.client.close()
 
-    async def emit(self, key: str, n: int, *, elsewhere: bool = False) -> None:
+    async def emit(self, key: str, n: int, *, elsewhere: bool = False, email: str = "") -> None:
         async def work(tx):
-            tx.emit(self.model(stop_id=key, n=n))
+            tx.emit(self.model(stop_id=key, n=n, email=email))
 
         await (self.elsewhere if elsewhere else self.uow).run(work)
 
@@ -72,17 +76,17 @@ class Rig:
         consumer = AIOKafkaConsumer(self.model.TOPIC, bootstrap_servers=self.infra.kafka_bootstrap,
                                     auto_offset_reset="earliest", group_id=None)
         await consumer.start()
-        seen: list[tuple[str, int]] = []
+        self.bodies = []
         try:
             async with asyncio.timeout(20):
-                while len(seen) < count:
+                while len(self.bodies) < count:
                     for batch in (await consumer.getmany(timeout_ms=200)).values():
-                        seen.extend((r.key.decode(), json.loads(r.value)["n"]) for r in batch)
+                        self.bodies.extend(json.loads(r.value) for r in batch)
             for batch in (await consumer.getmany(timeout_ms=int(quiet * 1000))).values() if quiet else ():
-                seen.extend((r.key.decode(), json.loads(r.value)["n"]) for r in batch)
+                self.bodies.extend(json.loads(r.value) for r in batch)
         finally:
             await consumer.stop()
-        return seen
+        return [(body["stop_id"], body["n"]) for body in self.bodies]
 
     async def outbox_empty(self) -> bool:
         return await self.db[OUTBOX].count_documents({}) == 0
@@ -151,3 +155,14 @@ async def test_without_retention_a_broker_reset_republishes_nothing(infra):
         rig.relay.broker_reset()
         await rig.emit("k", 2)
         assert await rig.published(2, quiet=1.0) == [("k", 1), ("k", 2)]
+
+
+async def test_an_erased_address_does_not_leave_again_from_the_relays_memory(infra):
+    async with Rig(infra, retain_seconds=60) as rig:
+        await rig.relay.start()
+        await rig.emit("k", 1, email="Ada@Example.org")
+        await rig.published(1)
+        rig.relay.rewrite_payloads(partial(_scrubbed, b"ada@example.org", b"erased-1@erased.invalid"))
+        rig.relay.broker_reset()
+        await rig.published(2, quiet=0.5)
+        assert [body["email"] for body in rig.bodies] == ["Ada@Example.org", "erased-1@erased.invalid"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from shared.contracts.base import CloudEventHeaders
@@ -54,12 +55,16 @@ async def scrub_raw_records(tx: Tx, email: str, replacement: str) -> int:
     needle, count = email.encode(), 0
     for collection, fld in ((OUTBOX, "payload"), (DEAD_LETTERS, "value")):
         async for doc in tx.db[collection].find({}, {fld: 1}, session=tx.session):
-            value = bytes(doc.get(fld) or b"")
-            if needle in value.lower():
-                cleaned = _replace_ci(value, needle, replacement.encode())
+            cleaned = _scrubbed(needle, replacement.encode(), bytes(doc.get(fld) or b""))
+            if cleaned is not None:
                 await tx.db[collection].update_one({"_id": doc["_id"]}, {"$set": {fld: cleaned}}, session=tx.session)
                 count += 1
     return count
+
+
+def _scrubbed(needle: bytes, replacement: bytes, value: bytes) -> bytes | None:
+    """``value`` with ``needle`` replaced (case-insensitive), or None when it does not hold it."""
+    return _replace_ci(value, needle, replacement) if needle in value.lower() else None
 
 
 def _replace_ci(value: bytes, needle: bytes, replacement: bytes) -> bytes:
@@ -79,6 +84,8 @@ def wire_erasure(runtime: Any, eraser: Eraser, *, secret: str = "") -> None:
         email = normalise(event.email)
         alias = pseudonym(email, secret)
         records = await eraser(tx, email, alias) + await scrub_raw_records(tx, email, alias)
+        # The relay's memory too: records waiting to go out, and those kept for a broker reset.
+        runtime.relay.rewrite_payloads(partial(_scrubbed, email.encode(), alias.encode()))
         tx.emit(ErasureCompletedV1(request_id=event.request_id, service=service, records=records))
         # Never log the address: the request id is enough to follow it.
         log.info("privacy.erased", request_id=event.request_id, records=records)

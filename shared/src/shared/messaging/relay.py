@@ -105,6 +105,16 @@ class OutboxRelay:
         log.warning("relay.broker_reset", republishing=len(self._replay))
         self._wake.set()
 
+    def rewrite_payloads(self, rewrite: Callable[[bytes], bytes | None]) -> None:
+        """Apply ``rewrite`` to the body of every record held in memory (erasure: an address must not
+        leave again from here); None leaves a body as it is."""
+        held = [*self._handed, *self._replay, *(r for _, r in self._retained)]
+        held += [r for records in self._waiting.values() for r in records.values()]
+        for record in held:
+            body = rewrite(bytes(record["payload"]))
+            if body is not None:
+                record["payload"] = body
+
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._run(), name="outbox-relay"),
