@@ -5,7 +5,6 @@ restart (found by tests/faults: no event was consumed after an empty-broker rest
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import ClassVar
 
 import pytest
@@ -13,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.config import BaseServiceSettings
-from shared.contracts.base import Event
+from shared.contracts.base import CloudEventHeaders, Event
 from shared.contracts.topics import ALL_TOPICS
 from shared.messaging.broker import ensure_topics
 from shared.runtime import ServiceRuntime
@@ -45,32 +44,38 @@ async def topics(bootstrap: str) -> set[str]:
         await admin.close()
 
 
-async def test_topics_come_back_and_events_flow_after_an_empty_broker_restart(own_infra):
-    settings = BaseServiceSettings(service_name=unique_db("svc"), mongo_url=own_infra.mongo_url,
-                                   kafka_bootstrap=own_infra.kafka_bootstrap, kafka_partitions=1,
+def service(infra) -> ServiceRuntime:
+    """A service on a 1-partition topic; its handler records each note in ``seen``."""
+    settings = BaseServiceSettings(service_name=unique_db("svc"), mongo_url=infra.mongo_url,
+                                   kafka_bootstrap=infra.kafka_bootstrap, kafka_partitions=1,
                                    relay_poll_seconds=0.2)
-    runtime = ServiceRuntime(settings)
+    return ServiceRuntime(settings)
+
+
+async def emit(runtime: ServiceRuntime, stop_id: str) -> None:
+    async def work(tx):
+        tx.emit(StopNoteV1(stop_id=stop_id))
+    await runtime.uow.run(work)
+
+
+async def test_topics_come_back_and_events_flow_after_an_empty_broker_restart(own_infra):
+    runtime = service(own_infra)
 
     @runtime.consumer.on(StopNoteV1)
     async def on_note(event: StopNoteV1, tx, ce) -> None:
         await tx.db.seen.insert_one({"stop_id": event.stop_id}, session=tx.session)
 
-    async def emit(stop_id: str) -> None:
-        async def work(tx):
-            tx.emit(StopNoteV1(stop_id=stop_id))
-        await runtime.uow.run(work)
-
     await runtime.start()
     try:
         for n in range(10):  # the consumer's position moves well past where the new log starts
-            await emit(f"before-{n}")
+            await emit(runtime, f"before-{n}")
         await eventually(lambda: runtime.db.seen.find_one({"stop_id": "before-9"}), timeout=60, interval=0.2)
 
         own_infra.kafka.stop()
         own_infra.start_kafka()  # empty: no topics, no offsets
         await eventually(lambda: _has_all(own_infra.kafka_bootstrap), timeout=30, interval=0.5)
 
-        await emit("after")
+        await emit(runtime, "after")
         await eventually(lambda: runtime.db.seen.find_one({"stop_id": "after"}), timeout=60, interval=0.2)
     finally:
         await runtime.stop()
@@ -85,10 +90,7 @@ async def test_a_consumer_past_the_new_log_start_misses_nothing_after_an_empty_b
     empty and 25 events land in the new log before the consumer is back: all 25 must be handled.
     Without the epoch reset the consumer resumes at its old position (in memory, then committed into
     the new broker) and skips offsets 0..10 of the new log."""
-    settings = BaseServiceSettings(service_name=unique_db("svc"), mongo_url=own_infra.mongo_url,
-                                   kafka_bootstrap=own_infra.kafka_bootstrap, kafka_partitions=1,
-                                   relay_poll_seconds=0.2)
-    runtime = ServiceRuntime(settings)
+    runtime = service(own_infra)
     entered, release = asyncio.Event(), asyncio.Event()
 
     @runtime.consumer.on(StopNoteV1)
@@ -98,16 +100,11 @@ async def test_a_consumer_past_the_new_log_start_misses_nothing_after_an_empty_b
             await release.wait()
         await tx.db.seen.insert_one({"stop_id": event.stop_id}, session=tx.session)
 
-    async def emit(stop_id: str) -> None:
-        async def work(tx):
-            tx.emit(StopNoteV1(stop_id=stop_id))
-        await runtime.uow.run(work)
-
     await runtime.start()
     try:
         for n in range(10):
-            await emit(f"before-{n}")
-        await emit("hold")  # offset 10: the consumer's position is 11 while it handles it
+            await emit(runtime, f"before-{n}")
+        await emit(runtime, "hold")  # offset 10: the consumer's position is 11 while it handles it
         await eventually(entered.is_set, timeout=60, interval=0.1)
 
         own_infra.kafka.stop()
@@ -135,8 +132,7 @@ async def publish_raw(bootstrap: str, stop_ids: list[str]) -> None:
     try:
         for stop_id in stop_ids:
             event = StopNoteV1(stop_id=stop_id)
-            headers = [("ce_id", uuid.uuid4().hex.encode()), ("ce_type", StopNoteV1.TYPE.encode()),
-                       ("ce_source", b"test"), ("ce_specversion", b"1.0")]
+            headers = CloudEventHeaders(type=StopNoteV1.TYPE, source="test").to_kafka()
             await producer.send_and_wait(StopNoteV1.TOPIC, value=event.model_dump_json().encode(),
                                          key=stop_id.encode(), headers=headers)
     finally:
