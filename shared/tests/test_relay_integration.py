@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from functools import partial
 from typing import ClassVar
 
@@ -166,3 +167,22 @@ async def test_an_erased_address_does_not_leave_again_from_the_relays_memory(inf
         rig.relay.broker_reset()
         await rig.published(2, quiet=0.5)
         assert [body["email"] for body in rig.bodies] == ["Ada@Example.org", "erased-1@erased.invalid"]
+
+
+async def test_a_relay_that_takes_its_lease_back_from_another_instance_reads_the_positions_again(infra):
+    """While another instance held the lease it published k:2 and deleted it: positions remembered
+    from before would wait for a k:2 that no scan can find."""
+    async with Rig(infra) as rig:
+        lease = rig.relay._lease
+        assert await lease.acquire()
+        await rig.emit("k", 1)
+        assert await rig.relay.publish_batch() == 1
+        # Our lease lapses; another instance takes it, publishes k:2, records its position, deletes it.
+        await rig.db.locks.update_one({"_id": lease.name}, {"$set": {"owner": "elsewhere", "expires_at": datetime.now(UTC)}})
+        await rig.emit("k", 2, elsewhere=True)
+        await rig.db[OUTBOX_POSITIONS].update_one({"_id": "k"}, {"$max": {"seq": 2}})
+        await rig.db[OUTBOX].delete_many({"key": "k", "seq": 2})
+        assert await lease.acquire()  # ours again, once the other's has lapsed
+        await rig.emit("k", 3)
+        assert await rig.relay.publish_batch() == 1
+        assert await rig.published(2, quiet=0.5) == [("k", 1), ("k", 3)]

@@ -25,6 +25,9 @@ class Lease:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.held = False
         self._renewed = 0.0
+        # Counts the times this instance took the lease from nobody or from another owner: state
+        # built under an earlier term may be stale (another holder may have moved on meanwhile).
+        self.term = 0
 
     async def hold(self) -> bool:
         """Like acquire(), without a write while the last renewal is under a third of the ttl old:
@@ -38,11 +41,13 @@ class Lease:
         now = datetime.now(UTC)
         started = time.monotonic()
         try:
-            await self._locks.find_one_and_update(
+            before = await self._locks.find_one_and_update(
                 {"_id": self.name, "$or": [{"owner": self.owner}, {"expires_at": {"$lt": now}}]},
                 {"$set": {"owner": self.owner, "expires_at": now + self.ttl, "renewed_at": now}},
                 upsert=True,
             )
+            if before is None or before.get("owner") != self.owner:
+                self.term += 1
             self.held = True
             self._renewed = started
         except DuplicateKeyError:

@@ -81,8 +81,9 @@ class OutboxRelay:
         self._idle = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._handed: list[Record] = []
-        # Published-through seq per key; None until loaded under the lease.
+        # Published-through seq per key, loaded under the lease term ``_term``.
         self._pos: dict[str, int] | None = None
+        self._term = 0
         # Known, unpublished records per key and seq (from hand-offs and scans).
         self._waiting: dict[str, dict[int, Record]] = {}
         self._next_scan = 0.0
@@ -142,11 +143,11 @@ class OutboxRelay:
                     if await self.publish_batch() >= self._batch:
                         continue
                 else:
-                    self._forget()  # another instance publishes; it scans what we committed
+                    self._drop_queued()  # another instance publishes; it scans what we committed
                 backoff = 0.05
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # broker or database down: the records are in the outbox, start over
+            except Exception as exc:  # broker or database down: the records are in the outbox
                 log.warning("relay.retry", error=repr(exc), unavailable=is_unavailable(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -163,23 +164,25 @@ class OutboxRelay:
         self._idle.clear()
         self._wake.clear()
 
-    def _forget(self) -> None:
-        self._pos = None
+    def _drop_queued(self) -> None:
+        """Forget the records held only in memory: the outbox has them, the next scan takes them in."""
         self._waiting.clear()
         self._handed.clear()
+        self._next_scan = 0.0
 
     async def publish_batch(self) -> int:
         """Publish what is ready (at most one batch); returns how many records were sent.
 
-        On any failure the relay forgets what it knew and starts over from the outbox."""
+        On any failure the relay drops what it holds in memory and scans the outbox again; its
+        positions stay, as they only move once Kafka has acknowledged and they are stored."""
         try:
             return await self._publish_batch()
         except BaseException:
-            self._forget()
+            self._drop_queued()
             raise
 
     async def _publish_batch(self) -> int:
-        if self._pos is None:
+        if self._pos is None or self._term != self._lease.term:
             await self._load()
         elif time.monotonic() >= self._next_scan:
             await self._scan()
@@ -253,6 +256,7 @@ class OutboxRelay:
 
     async def _load(self) -> None:
         """Positions and the outbox, read in one snapshot on taking the lease."""
+        term = self._lease.term
         async with self._db.client.start_session() as session:
             async with await session.start_transaction():
                 positions = {p["_id"]: p["seq"] async for p in self._positions.find({}, session=session)}
@@ -268,7 +272,7 @@ class OutboxRelay:
                 [UpdateOne({"_id": key}, {"$max": {"seq": seq}}, upsert=True) for key, seq in derived.items()],
                 ordered=False,
             )
-        self._pos = {**positions, **derived}
+        self._pos, self._term = {**positions, **derived}, term
         self._waiting.clear()
         await self._scan()
 
