@@ -18,6 +18,7 @@ from shared.auth import LinkSigner, ensure_keypair, issue_token
 from shared.contracts.base import CloudEventHeaders
 from shared.contracts.privacy import ErasureCompletedV1, ErasureRequestedV1
 from shared.messaging.outbox import OUTBOX
+from shared.testing.dump import dump
 from shared.testing.infra import unique_db
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -47,15 +48,6 @@ async def notif(infra, tmp_path):
         client.staff = {"Authorization": f"Bearer {staff}"}
         yield client
     await runtime.client.close()
-
-
-async def dump(db) -> str:
-    parts = []
-    for name in await db.list_collection_names():
-        for doc in await db[name].find({}).to_list():
-            parts.append(json.dumps(doc, default=lambda o: bytes(o).decode("utf-8", "replace")
-                                    if isinstance(o, (bytes, bytearray)) else str(o)))
-    return "\n".join(parts).lower()
 
 
 def link_of(delivery: dict[str, Any]) -> str:

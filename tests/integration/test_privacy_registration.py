@@ -16,6 +16,7 @@ from shared.contracts import venues as v
 from shared.contracts.privacy import ErasureCompletedV1, ErasureRequestedV1
 from shared.messaging.outbox import OUTBOX
 from shared.privacy import pseudonym
+from shared.testing.dump import dump
 from shared.testing.infra import unique_db
 
 from registration.config import Settings
@@ -52,16 +53,6 @@ async def reg(infra, tmp_path):
         client.runtime, client.deliver, client.bearer, client.secret = runtime, deliver, bearer, settings.link_secret
         yield client
     await runtime.client.close()
-
-
-async def dump(db) -> str:
-    """Every document of every collection, as one lower-cased text."""
-    parts = []
-    for name in await db.list_collection_names():
-        for doc in await db[name].find({}).to_list():
-            parts.append(json.dumps(doc, default=lambda o: bytes(o).decode("utf-8", "replace")
-                                    if isinstance(o, (bytes, bytearray)) else str(o)))
-    return "\n".join(parts).lower()
 
 
 async def test_erasure_pseudonymises_keeps_counts_confirms_and_export_shows_what_is_left(reg):
